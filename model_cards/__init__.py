@@ -1,0 +1,1 @@
+"""Model-card generation (installed as ``videopanda.model_cards``)."""

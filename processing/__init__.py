@@ -1,0 +1,1 @@
+"""Video and chat processing (installed as ``videopanda.processing``)."""

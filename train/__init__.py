@@ -1,0 +1,1 @@
+"""Training: data, collator, distillation, teachers, Trainer/TRL glue (installed as ``videopanda.train``)."""
