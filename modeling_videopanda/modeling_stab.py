@@ -1,0 +1,286 @@
+"""The STAB (Spatio-Temporal Alignment Block, Fig. 3 of the paper) plus the projector: Video-Panda's whole visual side.
+
+Frames go straight from pixels to LLM-width tokens, with no pretrained encoder:
+
+    patch embedding -> [videos] LSTE + GSTRA per temporal chunk, dense connection
+                    -> crop to the valid region -> LSD (2x2 window attention) -> FSRA (frame class token)
+                    -> [videos] class-token fusion with the chunk's GSTRA context
+                    -> layout [class, row 0, <row>, row 1, <row>, ...] -> projector
+
+All frames of all videos in a batch are processed together; frames are grouped only by the shape of their LSD grid
+(all frames of a video share it, except all-zero padding frames), so there is no Python loop over frames.
+
+Two numerically equivalent paths are kept: the fast path (default, ``tower.use_fast_path = True``) factorises the
+single-query attentions and projects the constant ``<row>`` token once; the reference path
+(``use_fast_path=False``, or ``forward(..., use_fast_path=False)``) computes every key and value the straightforward
+way and is what the fast path is tested against.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .modeling_stab_fusion import ClassTokenFusion, VideoPandaProjector
+from .modeling_stab_layout import crop_boxes, layout_frame_tokens, temporal_chunk_lengths, tokens_per_frame
+from .modeling_stab_spatial import FrameQueryAttention, LocalSpatialDownsample
+from .modeling_stab_temporal import GlobalSpatioTemporalAggregation, LocalSpatioTemporalEncoding
+
+
+@dataclass
+class VideoPandaVisionOutput(ModelOutput):
+    """Output of [`VideoPandaVisionTower`]; tokens are video-major, in frame order.
+
+    Args:
+        features: ``(total_tokens, text_hidden_size)`` projected tokens, per frame ``[class, row 0, <row>, ...]``.
+        pre_projector: ``(total_tokens, vision_hidden_size)`` the same tokens before the projector.
+        frame_grids: ``(total_frames, 2)`` long, the LSD grid ``(h, w)`` of each frame.
+        tokens_per_frame: ``(total_frames,)`` long, ``1 + h * (w + 1)``.
+        chunk_class_tokens: ``(total_chunks, vision_hidden_size)`` GSTRA output per temporal chunk (None without
+            video chunks or with GSTRA off).
+        frame_class_tokens: ``(total_frames, vision_hidden_size)`` FSRA class token of each frame.
+        class_tokens: ``(total_frames, vision_hidden_size)`` class token actually used (fused for video frames).
+    """
+
+    features: torch.FloatTensor | None = None
+    pre_projector: torch.FloatTensor | None = None
+    frame_grids: torch.LongTensor | None = None
+    tokens_per_frame: torch.LongTensor | None = None
+    chunk_class_tokens: torch.FloatTensor | None = None
+    frame_class_tokens: torch.FloatTensor | None = None
+    class_tokens: torch.FloatTensor | None = None
+
+
+class VideoPandaVisionTower(nn.Module):
+    """STAB + projector (``model.video_tower``), built from a `VideoPandaConfig`.
+
+    ``use_lste=False`` skips LSTE and its dense connection (GSTRA then reads the raw patch embeddings);
+    ``use_gstra=False`` skips GSTRA and the fusion, so video frames keep their FSRA class token like images do.
+    The original's second, never-used LSTE branch (``lmhra2``) does not exist here; the converter drops its weights.
+
+    Initialisation: every stage calls its ``init_like_original()`` in ``__init__`` (the original's zero inits: LSTE
+    ``expand`` and ``position_conv.bias``; GSTRA ``query``, ``out_proj``, ``fc2``; fusion ``balance``; class/row
+    tokens ~ N(0, d**-0.5)). A `PreTrainedModel._init_weights` that re-initialises Linear/Conv/LayerNorm generically
+    must call ``module.init_like_original()`` for modules that have it, after its generic handling.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        hidden, heads = config.vision_hidden_size, config.vision_num_heads
+        self.patch_size = config.patch_size
+        self.window = config.downsample_window
+        self.chunk_size = config.temporal_chunk_size
+        self.padded_frame_crop = config.padded_frame_crop
+        self.use_fast_path = True
+
+        self.patch_embedding = nn.Conv2d(3, hidden, config.patch_size, stride=config.patch_size, bias=False)
+        self.temporal_encoding = LocalSpatioTemporalEncoding(hidden, config.lste_hidden_size) if config.use_lste else None
+        self.temporal_aggregation = (
+            GlobalSpatioTemporalAggregation(hidden, heads, config.gstra_mlp_ratio) if config.use_gstra else None
+        )
+        self.spatial_downsample = LocalSpatialDownsample(hidden, heads, config.downsample_window)
+        self.frame_aggregation = FrameQueryAttention(hidden, heads)
+        self.class_fusion = ClassTokenFusion(hidden) if config.use_gstra else None
+        self.row_embedding = nn.Parameter(torch.zeros(hidden))
+        self.projector = VideoPandaProjector(
+            hidden, config.text_config.hidden_size, config.projector_type, config.projector_hidden_act
+        )
+        self.init_like_original()
+
+    @torch.no_grad()
+    def init_like_original(self):
+        """The ``<row>`` token is a free vector, N(0, d**-0.5) like the class token."""
+        init.normal_(self.row_embedding, std=self.row_embedding.shape[0] ** -0.5)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        num_frames: torch.LongTensor | None = None,
+        use_fast_path: bool | None = None,
+    ) -> VideoPandaVisionOutput:
+        """``pixel_values_videos``: ``(V, T, 4, S, S)`` float, channel 3 the validity mask; ``num_frames``: ``(V,)``
+        frames that belong to each video (the rest are batch padding and ignored), None for all ``T``."""
+        fast = self.use_fast_path if use_fast_path is None else use_fast_path
+        counts = self._check_inputs(pixel_values_videos, num_frames)
+        frames = self._select_frames(pixel_values_videos, counts).to(self.patch_embedding.weight.dtype)
+
+        patches = self.patch_embedding(frames[:, :3])  # (N, d, gh, gw)
+        patch_valid = F.avg_pool2d(frames[:, 3:], self.patch_size)[:, 0] > 0
+        features, chunk_class, frame_chunk = self._spatio_temporal(patches, counts, fast)
+
+        boxes = crop_boxes(patch_valid, self.padded_frame_crop)
+        grids = boxes[:, 2:] // self.window
+        if bool((grids == 0).any()):
+            frame = int((grids == 0).any(dim=1).nonzero()[0])
+            raise ValueError(
+                f"frame {frame} has a valid region of {boxes[frame, 2:].tolist()} patches, smaller than one "
+                f"{self.window}x{self.window} LSD window: the validity mask (channel 3) leaves no token."
+            )
+        frame_groups = self._group_frames(grids)
+        grid_tokens, frame_class = self._spatial(features.permute(0, 2, 3, 1), boxes, frame_groups, fast)
+        class_tokens = self._fuse_class_tokens(frame_class, chunk_class, frame_chunk)
+        pre_projector, projected, counts_per_frame = self._layout_and_project(
+            class_tokens, grid_tokens, grids, frame_groups, fast
+        )
+        return VideoPandaVisionOutput(
+            features=projected,
+            pre_projector=pre_projector,
+            frame_grids=grids,
+            tokens_per_frame=counts_per_frame,
+            chunk_class_tokens=chunk_class,
+            frame_class_tokens=frame_class,
+            class_tokens=class_tokens,
+        )
+
+    # ---------------------------------------------------------------------------------------------------- inputs
+    def _check_inputs(self, pixel_values_videos, num_frames) -> list[int]:
+        if not isinstance(pixel_values_videos, torch.Tensor) or pixel_values_videos.ndim != 5:
+            shape = tuple(pixel_values_videos.shape) if isinstance(pixel_values_videos, torch.Tensor) else None
+            raise ValueError(
+                f"pixel_values_videos must be a 5-D tensor (num_videos, frames, 4, height, width), got shape {shape}."
+            )
+        videos, max_frames, channels, height, width = pixel_values_videos.shape
+        if channels != 4:
+            raise ValueError(
+                f"pixel_values_videos must have 4 channels (RGB plus the validity mask as the 4th channel), "
+                f"got {channels}."
+            )
+        if not pixel_values_videos.is_floating_point():
+            raise ValueError(f"pixel_values_videos must be a floating-point tensor, got {pixel_values_videos.dtype}.")
+        if height % self.patch_size or width % self.patch_size or height == 0 or width == 0:
+            raise ValueError(
+                f"pixel_values_videos frame size {height}x{width} must be a positive multiple of patch_size "
+                f"({self.patch_size})."
+            )
+        if videos == 0 or max_frames == 0:
+            raise ValueError(f"pixel_values_videos has no frames (shape {tuple(pixel_values_videos.shape)}).")
+        if num_frames is None:
+            return [max_frames] * videos
+        num_frames = torch.as_tensor(num_frames)
+        if num_frames.shape != (videos,) or num_frames.is_floating_point():
+            raise ValueError(
+                f"num_frames must be an integer tensor of shape ({videos},), one count per video, got "
+                f"{num_frames.dtype} {tuple(num_frames.shape)}."
+            )
+        counts = num_frames.tolist()
+        if min(counts) < 1 or max(counts) > max_frames:
+            raise ValueError(f"num_frames must be in [1, {max_frames}] (the frame axis), got {counts}.")
+        return counts
+
+    @staticmethod
+    def _select_frames(pixel_values_videos, counts) -> torch.Tensor:
+        """All real frames, video-major: ``(N, 4, S, S)``; batch-padding frames are dropped before any compute."""
+        videos, max_frames = pixel_values_videos.shape[:2]
+        if all(count == max_frames for count in counts):
+            return pixel_values_videos.flatten(0, 1)
+        keep = torch.arange(max_frames, device=pixel_values_videos.device) < torch.tensor(
+            counts, device=pixel_values_videos.device
+        ).unsqueeze(1)
+        return pixel_values_videos[keep]
+
+    # ---------------------------------------------------------------------------------------- LSTE + GSTRA
+    def _spatio_temporal(self, patches, counts, fast):
+        """LSTE, the dense connection and GSTRA on each temporal chunk of every video (``num_frames > 1``).
+
+        Returns the features to crop ``(N, d, gh, gw)``, the GSTRA vector of each chunk ``(chunks, d)`` (or None) and
+        each frame's chunk index (-1 for images).
+        """
+        starts, lengths, frame_chunk, first = [], [], [], 0
+        for count in counts:
+            if count > 1:
+                for length in temporal_chunk_lengths(count, self.chunk_size):
+                    starts.append(first)
+                    lengths.append(length)
+                    frame_chunk.extend([len(starts) - 1] * length)
+                    first += length
+            else:
+                frame_chunk.append(-1)
+                first += 1
+        frame_chunk = torch.tensor(frame_chunk, device=patches.device)
+        if not starts or (self.temporal_encoding is None and self.temporal_aggregation is None):
+            return patches, None, frame_chunk
+
+        features = patches.clone() if self.temporal_encoding is not None else patches
+        chunk_class = patches.new_empty(len(starts), patches.shape[1]) if self.temporal_aggregation is not None else None
+        starts_t, lengths_t = torch.tensor(starts), torch.tensor(lengths)
+        for length in sorted(set(lengths)):
+            chunk_ids = (lengths_t == length).nonzero()[:, 0]
+            frame_ids = (starts_t[chunk_ids].unsqueeze(1) + torch.arange(length)).to(patches.device)
+            clips = patches[frame_ids].transpose(1, 2)  # (chunks, d, length, gh, gw)
+            encoded = self.temporal_encoding(clips) if self.temporal_encoding is not None else clips
+            if self.temporal_aggregation is not None:
+                tokens = encoded.flatten(2).transpose(1, 2)  # every position of the chunk, padded ones included
+                chunk_class[chunk_ids.to(patches.device)] = self.temporal_aggregation(tokens, fast=fast)
+            if self.temporal_encoding is not None:
+                # Dense connection: LSTE output plus the patch embedding once more.
+                features[frame_ids.flatten()] = (encoded + clips).transpose(1, 2).flatten(0, 1)
+        return features, chunk_class, frame_chunk
+
+    # ------------------------------------------------------------------------------------------- LSD + FSRA
+    @staticmethod
+    def _group_frames(grids):
+        """``[((h, w), frame_ids), ...]``: frames that share an LSD grid shape, in order of first appearance."""
+        keys = grids[:, 0] * (int(grids[:, 1].max()) + 1) + grids[:, 1]
+        unique_keys, inverse = torch.unique(keys, return_inverse=True)
+        groups = []
+        for index in range(len(unique_keys)):
+            frame_ids = (inverse == index).nonzero()[:, 0]
+            h, w = grids[frame_ids[0]].tolist()
+            groups.append(((h, w), frame_ids))
+        return groups
+
+    def _spatial(self, features, boxes, frame_groups, fast):
+        """Crop each frame's valid region, run LSD and FSRA per grid-shape group.
+
+        ``features``: channels-last ``(N, gh, gw, d)``. Returns ``[(G, h, w, d) per group]`` and ``(N, d)`` class tokens.
+        """
+        frame_class = features.new_empty(features.shape[0], features.shape[-1])
+        grid_tokens = []
+        for (h, w), frame_ids in frame_groups:
+            rows = boxes[frame_ids, 0:1] + torch.arange(h * self.window, device=boxes.device)
+            cols = boxes[frame_ids, 1:2] + torch.arange(w * self.window, device=boxes.device)
+            crops = features[frame_ids[:, None, None], rows[:, :, None], cols[:, None, :]]  # (G, 2h, 2w, d)
+            tokens = self.spatial_downsample(crops, fast=fast)
+            frame_class[frame_ids] = self.frame_aggregation(tokens.flatten(1, 2), fast=fast)
+            grid_tokens.append(tokens)
+        return grid_tokens, frame_class
+
+    def _fuse_class_tokens(self, frame_class, chunk_class, frame_chunk):
+        """Video frames: fuse the FSRA class token with their chunk's GSTRA vector; images keep the FSRA token."""
+        if chunk_class is None or self.class_fusion is None:
+            return frame_class
+        video_frames = (frame_chunk >= 0).nonzero()[:, 0]
+        class_tokens = frame_class.clone()
+        class_tokens[video_frames] = self.class_fusion(chunk_class[frame_chunk[video_frames]], frame_class[video_frames])
+        return class_tokens
+
+    # --------------------------------------------------------------------------------------- layout + projector
+    def _layout_and_project(self, class_tokens, grid_tokens, grids, frame_groups, fast):
+        """Lay each frame out as ``[class, row 0, <row>, ...]`` and project. The fast path projects class and grid tokens
+        per group and the constant ``<row>`` token once; the reference path projects the laid-out matrix."""
+        counts = tokens_per_frame(grids)
+        offsets = counts.cumsum(0) - counts
+        total = int(counts.sum())
+        pre_projector = class_tokens.new_empty(total, class_tokens.shape[-1])
+        projected = None
+        if fast:
+            projected_row = self.projector(self.row_embedding)
+            projected = class_tokens.new_empty(total, projected_row.shape[-1])
+        for ((h, w), frame_ids), tokens in zip(frame_groups, grid_tokens):
+            positions = (offsets[frame_ids, None] + torch.arange(1 + h * (w + 1), device=offsets.device)).flatten()
+            frame_cls = class_tokens[frame_ids]
+            pre_projector[positions] = layout_frame_tokens(frame_cls, tokens, self.row_embedding).flatten(0, 1)
+            if fast:
+                body = self.projector(torch.cat([frame_cls.unsqueeze(1), tokens.flatten(1, 2)], dim=1))
+                laid_out = layout_frame_tokens(body[:, 0], body[:, 1:].unflatten(1, (h, w)), projected_row)
+                projected[positions] = laid_out.flatten(0, 1)
+        if not fast:
+            projected = self.projector(pre_projector)
+        return pre_projector, projected, counts
+
+
+__all__ = ["VideoPandaVisionTower", "VideoPandaVisionOutput"]
