@@ -1,0 +1,202 @@
+"""Decode only the frames a sampler asks for, with PyAV, and fail loudly with the file name when that is impossible.
+
+A packet scan (demuxing, no decoding) gives the exact frame count, every frame's timestamp and the keyframes. Frames
+are then decoded by seeking to the keyframe before each wanted frame whenever that skips work, instead of decoding the
+whole file; only the wanted frames are converted to RGB. When timestamps are missing or seeking misbehaves, decoding
+falls back to one sequential pass that counts frames.
+"""
+
+import bisect
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from transformers.utils.import_utils import is_av_available
+from transformers.video_utils import VideoMetadata
+
+if is_av_available():
+    import av
+
+logger = logging.getLogger(__name__)
+
+
+class VideoDecodeError(ValueError):
+    """A video input that cannot be used; the message names the file and the problem. Subclass of ``ValueError``."""
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://", "rtsp://", "rtmp://"))
+
+
+def _as_float(rate) -> float | None:
+    try:
+        value = float(rate)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+class _PacketIndex:
+    """Exact frame count, presentation timestamps and keyframe timestamps of one video stream (from demuxing)."""
+
+    def __init__(self, container, stream, source: str):
+        pts, keyframes = [], []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # flush packet at the end of the stream
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframes.append(packet.pts)
+        except av.error.FFmpegError as error:
+            raise VideoDecodeError(f"{source}: the video stream cannot be read ({error}); the file may be truncated.")
+        self.has_timestamps = bool(pts) and all(p is not None for p in pts) and len(set(pts)) == len(pts)
+        self.total_frames = len(pts)
+        self.pts = sorted(pts) if self.has_timestamps else None
+        self.keyframes = sorted(k for k in keyframes if k is not None) if self.has_timestamps else []
+
+
+def _video_fps(stream, index: _PacketIndex) -> float | None:
+    """The stream's average frame rate (what decord reports), else one derived from the timestamps."""
+    fps = _as_float(stream.average_rate) or _as_float(stream.guessed_rate)
+    if fps is None and index.has_timestamps and index.total_frames > 1 and stream.time_base:
+        span = (index.pts[-1] - index.pts[0]) * float(stream.time_base)
+        fps = _as_float((index.total_frames - 1) / span) if span > 0 else None
+    return fps
+
+
+def _to_rgb(frame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Frames for the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us."""
+    by_pts = {index.pts[i]: i for i in wanted}
+    found: dict[int, np.ndarray] = {}
+    position = None  # pts of the last decoded frame
+    frames = None
+    for target in wanted:
+        target_pts = index.pts[target]
+        k = bisect.bisect_right(index.keyframes, target_pts) - 1
+        keyframe = index.keyframes[k] if k >= 0 else index.pts[0]
+        must_seek = frames is None or position is None or keyframe > position
+        if must_seek and not (frames is None and keyframe <= index.pts[0]):
+            container.seek(keyframe, stream=stream, backward=True, any_frame=False)
+            frames = container.decode(stream)
+        elif frames is None:
+            frames = container.decode(stream)
+        for frame in frames:
+            if frame.pts is None:
+                return found  # timestamps vanished: let the caller fall back
+            position = frame.pts
+            if frame.pts in by_pts and by_pts[frame.pts] not in found:
+                found[by_pts[frame.pts]] = _to_rgb(frame)
+            if frame.pts >= target_pts:
+                break
+        if target not in found:
+            return found
+    return found
+
+
+def _decode_sequentially(source: str, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
+    """One pass over every frame from the start; returns the wanted frames and the number of frames decoded."""
+    found: dict[int, np.ndarray] = {}
+    count = 0
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for count, frame in enumerate(container.decode(stream), start=1):
+            if count - 1 in wanted:
+                found[count - 1] = _to_rgb(frame)
+    return found, count
+
+
+def decode_video(
+    source: str | os.PathLike, sample_indices_fn: Callable | None = None
+) -> tuple[list[np.ndarray], VideoMetadata]:
+    """Decode the frames chosen by ``sample_indices_fn(metadata=VideoMetadata)`` (all frames when it is ``None``).
+
+    Returns ``(frames, metadata)``: a list of ``(H, W, 3)`` uint8 arrays in the order of the sampled indices (repeated
+    indices share one array) and the video's ``VideoMetadata`` with ``frames_indices`` set. Raises
+    ``VideoDecodeError`` for a missing, empty, truncated or non-video file, a file without a video stream, or a codec
+    that cannot be decoded.
+    """
+    if not is_av_available():
+        raise ImportError("Decoding video files needs PyAV: `pip install av`.")
+    source = os.fspath(source)
+    if not _is_url(source):
+        path = Path(source)
+        if not path.is_file():
+            raise VideoDecodeError(f"{source}: video file not found.")
+        if path.stat().st_size == 0:
+            raise VideoDecodeError(f"{source}: the file is empty.")
+    try:
+        container = av.open(source)
+    except av.error.FFmpegError as error:
+        raise VideoDecodeError(f"{source}: not a readable video file ({error}).") from None
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise VideoDecodeError(f"{source}: the file has no video stream (streams: {', '.join(kinds)}).")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        codec = stream.codec_context.name
+        index = _PacketIndex(container, stream, source)
+        if index.total_frames == 0:
+            raise VideoDecodeError(f"{source}: the video stream contains no frames (empty or truncated file).")
+        fps = _video_fps(stream, index)
+        size = (stream.codec_context.width or None, stream.codec_context.height or None)
+        metadata = _metadata(size, index.total_frames, fps)
+        indices = _choose(sample_indices_fn, metadata)
+        wanted = sorted(set(indices))
+        found: dict[int, np.ndarray] = {}
+        if index.has_timestamps:
+            try:
+                found = _decode_by_seeking(container, stream, index, wanted)
+            except av.error.FFmpegError as error:
+                if "seek" not in str(error).lower():
+                    raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
+                logger.info("Seeking failed in %s (%s); decoding sequentially.", source, error)
+                found = {}
+    if len(found) < len(wanted):
+        try:
+            found, decoded = _decode_sequentially(source, set(wanted))
+        except av.error.FFmpegError as error:
+            raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
+        if decoded == 0:
+            raise VideoDecodeError(f"{source}: no frame of the {codec!r} video stream could be decoded.")
+        if len(found) < len(wanted):
+            # The container announced more frames than it holds (broken index or truncated file): sample again
+            # from the frames that really exist.
+            logger.warning("%s: %d frames announced, %d decodable; sampling again.", source, index.total_frames, decoded)
+            metadata = _metadata(size, decoded, fps)
+            indices = _choose(sample_indices_fn, metadata)
+            found, _ = _decode_sequentially(source, set(indices))
+    metadata.frames_indices = list(indices)
+    return [found[i] for i in indices], metadata
+
+
+def _metadata(size: tuple, total_frames: int, fps: float | None) -> VideoMetadata:
+    return VideoMetadata(
+        total_num_frames=total_frames,
+        fps=fps,
+        width=size[0],
+        height=size[1],
+        duration=total_frames / fps if fps else None,
+        video_backend="pyav",
+    )
+
+
+def _choose(sample_indices_fn: Callable | None, metadata: VideoMetadata) -> list[int]:
+    if sample_indices_fn is None:
+        return list(range(metadata.total_num_frames))
+    indices = [int(i) for i in sample_indices_fn(metadata=metadata)]
+    if not indices or min(indices) < 0 or max(indices) >= metadata.total_num_frames:
+        raise ValueError(f"Frame sampling returned indices {indices} for a video of {metadata.total_num_frames} frames.")
+    return indices
+
+
+__all__ = ["VideoDecodeError", "decode_video"]
