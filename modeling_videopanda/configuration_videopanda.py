@@ -107,4 +107,6 @@ class VideoPandaConfig(PreTrainedConfig):
         return self.image_size // (self.patch_size * self.downsample_window)
 
 
+VideoPandaConfig.register_for_auto_class()
+
 __all__ = ["VideoPandaConfig"]

@@ -91,3 +91,48 @@ def tiny_config(**overrides) -> VideoPandaConfig:
     }
     kwargs.update(overrides)
     return VideoPandaConfig(**kwargs)
+
+
+def tiny_model(seed: int = 0, randomize: bool = True, **overrides):
+    """A tiny `VideoPandaForConditionalGeneration` from `tiny_config(**overrides)`, in eval mode.
+
+    With `randomize`, every parameter gets seeded noise (matrices N(0, 0.1), vectors +N(0, 0.1)) so that the original's
+    zero-initialised layers are active and greedy decoding has clear argmax margins; buffers are left alone.
+    """
+    import torch
+
+    from .modeling.modeling_videopanda import VideoPandaForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = VideoPandaForConditionalGeneration(tiny_config(**overrides))
+    if randomize:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype) * 0.1
+                if parameter.ndim >= 2:
+                    parameter.copy_(noise)
+                else:
+                    parameter.add_(noise)
+    return model.eval()
+
+
+def video_pixels(num_frames: int, size: int = 112, valid_rows: tuple[int, int] | None = None, seed: int = 0):
+    """`(num_frames, 4, size, size)` float model input: random RGB plus the validity mask (channel 3).
+
+    `valid_rows=(start, stop)` marks only that pixel band valid (a landscape video padded to a square).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    rgb = torch.randn(num_frames, 3, size, size, generator=generator)
+    mask = torch.ones(num_frames, 1, size, size)
+    if valid_rows is not None:
+        mask.zero_()
+        mask[:, :, valid_rows[0] : valid_rows[1]] = 1
+    return torch.cat([rgb, mask], dim=1)
+
+
+def frame_token_count(grid_h: int, grid_w: int) -> int:
+    """Visual tokens of one frame: class token plus `grid_h` rows of `grid_w` LSD tokens and one `<row>` token each."""
+    return 1 + grid_h * (grid_w + 1)
