@@ -136,3 +136,42 @@ def video_pixels(num_frames: int, size: int = 112, valid_rows: tuple[int, int] |
 def frame_token_count(grid_h: int, grid_w: int) -> int:
     """Visual tokens of one frame: class token plus `grid_h` rows of `grid_w` LSD tokens and one `<row>` token each."""
     return 1 + grid_h * (grid_w + 1)
+
+
+TINY_WORDS = (
+    "a chat between curious human and an artificial intelligence assistant the gives helpful detailed polite answers "
+    "to s questions user what is in this video does do which where who how many why when it of on at from with for "
+    "moves move moving left right up down square circle triangle shape colour color red green blue yellow white black "
+    "orange purple bright dark background object objects frame frames first last start end yes no one two three four "
+    "five six seven eight nine ten there are was were be describe tell me happens happening slowly quickly across "
+    "screen image picture clip scene person man woman rabbit car taxi bike city night day"
+).split()
+
+
+def tiny_word_tokenizer():
+    """A word-level tokenizer built in code (no files): LLaMA-compatible special ids (<unk> 0, <s> 1, </s> 2), a few
+    hundred words, and filler entries up to id 31999 so that `<video>`, added by the processor, gets id 32000 like the
+    LLaMA tokenizer (the id `tiny_config()` expects)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", *dict.fromkeys(TINY_WORDS), *"0123456789.,?!:;'\"-()"]
+    words += [f"<unused{i}>" for i in range(32000 - len(words))]
+    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
+    )
+
+
+def tiny_processor(image_size: int = 112, tokenizer=None):
+    """A `VideoPandaProcessor` for `image_size` frames; `tokenizer` defaults to `tiny_word_tokenizer()` (the tests'
+    `tiny_processor` fixture uses the real LLaMA tokenizer from tests/fixtures instead)."""
+    from .processing.processing_videopanda import VideoPandaProcessor
+    from .processing.video_processing_videopanda import VideoPandaVideoProcessor
+
+    video_processor = VideoPandaVideoProcessor(size={"height": image_size, "width": image_size})
+    return VideoPandaProcessor(video_processor=video_processor, tokenizer=tokenizer or tiny_word_tokenizer())
