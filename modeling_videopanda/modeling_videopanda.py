@@ -20,6 +20,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 
 from .configuration_videopanda import VideoPandaConfig
 from .modeling_stab import VideoPandaVisionTower
+from .pipeline_videopanda import VideoTextToTextPipeline  # noqa: F401 -- so every save copies the pipeline file
 
 logger = logging.get_logger(__name__)
 
@@ -28,6 +29,15 @@ _AUTO_MAP_MODEL_CLASSES = {
     "AutoModel": "VideoPandaModel",
     "AutoModelForImageTextToText": "VideoPandaForConditionalGeneration",
     "AutoModelForMultimodalLM": "VideoPandaForConditionalGeneration",
+}
+# `pipeline("video-text-to-text", model=folder, trust_remote_code=True)` reads this from config.json.
+_CUSTOM_PIPELINES = {
+    "video-text-to-text": {
+        "impl": "pipeline_videopanda.VideoTextToTextPipeline",
+        "pt": ["AutoModelForImageTextToText"],
+        "tf": [],
+        "type": "multimodal",
+    }
 }
 
 
@@ -141,6 +151,8 @@ class VideoPandaPreTrainedModel(PreTrainedModel):
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map.update({auto: f"{module}.{name}" for auto, name in _AUTO_MAP_MODEL_CLASSES.items()})
             self.config.auto_map = auto_map
+            if not getattr(self.config, "custom_pipelines", None):
+                self.config.custom_pipelines = _CUSTOM_PIPELINES
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
