@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 VIDEO_PLACEHOLDER = "<video>"
 ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-REJECTION_REASONS = ("bad_record", "unsafe_path", "missing_video", "corrupt_video")
+REJECTION_REASONS = ("bad_record", "unsafe_path", "missing_video", "corrupt_video", "decode_failed", "too_long")
 MAX_EXAMPLES = 20
 
 
