@@ -77,7 +77,9 @@ class VideoPandaVisionTower(nn.Module):
         self.use_fast_path = True
 
         self.patch_embedding = nn.Conv2d(3, hidden, config.patch_size, stride=config.patch_size, bias=False)
-        self.temporal_encoding = LocalSpatioTemporalEncoding(hidden, config.lste_hidden_size) if config.use_lste else None
+        self.temporal_encoding = (
+            LocalSpatioTemporalEncoding(hidden, config.lste_hidden_size) if config.use_lste else None
+        )
         self.temporal_aggregation = (
             GlobalSpatioTemporalAggregation(hidden, heads, config.gstra_mlp_ratio) if config.use_gstra else None
         )
@@ -174,7 +176,7 @@ class VideoPandaVisionTower(nn.Module):
     @staticmethod
     def _select_frames(pixel_values_videos, counts) -> torch.Tensor:
         """All real frames, video-major: ``(N, 4, S, S)``; batch-padding frames are dropped before any compute."""
-        videos, max_frames = pixel_values_videos.shape[:2]
+        max_frames = pixel_values_videos.shape[1]
         if all(count == max_frames for count in counts):
             return pixel_values_videos.flatten(0, 1)
         keep = torch.arange(max_frames, device=pixel_values_videos.device) < torch.tensor(
@@ -205,7 +207,9 @@ class VideoPandaVisionTower(nn.Module):
             return patches, None, frame_chunk
 
         features = patches.clone() if self.temporal_encoding is not None else patches
-        chunk_class = patches.new_empty(len(starts), patches.shape[1]) if self.temporal_aggregation is not None else None
+        chunk_class = (
+            patches.new_empty(len(starts), patches.shape[1]) if self.temporal_aggregation is not None else None
+        )
         starts_t, lengths_t = torch.tensor(starts), torch.tensor(lengths)
         for length in sorted(set(lengths)):
             chunk_ids = (lengths_t == length).nonzero()[:, 0]
@@ -255,7 +259,9 @@ class VideoPandaVisionTower(nn.Module):
             return frame_class
         video_frames = (frame_chunk >= 0).nonzero()[:, 0]
         class_tokens = frame_class.clone()
-        class_tokens[video_frames] = self.class_fusion(chunk_class[frame_chunk[video_frames]], frame_class[video_frames])
+        class_tokens[video_frames] = self.class_fusion(
+            chunk_class[frame_chunk[video_frames]], frame_class[video_frames]
+        )
         return class_tokens
 
     # --------------------------------------------------------------------------------------- layout + projector
@@ -283,4 +289,4 @@ class VideoPandaVisionTower(nn.Module):
         return pre_projector, projected, counts
 
 
-__all__ = ["VideoPandaVisionTower", "VideoPandaVisionOutput"]
+__all__ = ["VideoPandaVisionOutput", "VideoPandaVisionTower"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-
-from videopanda.conversion import convert_original_state_dict
 from videopanda.modeling import VideoPandaConfig
 from videopanda.modeling.modeling_stab import VideoPandaVisionTower
+
+from videopanda.conversion import convert_original_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARITY_NAME = "stab_parity_small"
@@ -21,7 +21,7 @@ def load_parity_fixture(name: str = PARITY_NAME):
     """``(meta json, {tensor name: tensor})`` of a STAB parity fixture in ``tests/fixtures``."""
     meta = json.loads((FIXTURES / f"{name}.json").read_text())
     with safe_open(str(FIXTURES / f"{name}.safetensors"), "pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     return meta, tensors
 
 
@@ -78,9 +78,13 @@ def case_input(meta: dict, tensors: dict, case: str) -> torch.Tensor:
 
 def tiny_stab_config(**overrides) -> VideoPandaConfig:
     """A small STAB (d=32, 4 heads, patch 14) on 112x112 frames with a 48-wide text model."""
-    kwargs = dict(
-        text_config=text_config_for(48), vision_hidden_size=32, vision_num_heads=4, image_size=112, patch_size=14
-    )
+    kwargs = {
+        "text_config": text_config_for(48),
+        "vision_hidden_size": 32,
+        "vision_num_heads": 4,
+        "image_size": 112,
+        "patch_size": 14,
+    }
     kwargs.update(overrides)
     return VideoPandaConfig(**kwargs)
 
@@ -150,10 +154,20 @@ def naive_tower(tower: VideoPandaVisionTower, video: torch.Tensor, config: Video
             tokens = z[0].flatten(1).t().unsqueeze(1)  # (n, 1, d)
             query = gstra.query.view(1, 1, d)
             attended, _ = F.multi_head_attention_forward(
-                gstra.query_norm(query), gstra.context_norm(tokens), gstra.context_norm(tokens), d, heads,
+                gstra.query_norm(query),
+                gstra.context_norm(tokens),
+                gstra.context_norm(tokens),
+                d,
+                heads,
                 torch.cat([gstra.q_proj.weight, gstra.k_proj.weight, gstra.v_proj.weight]),
                 torch.cat([gstra.q_proj.bias, gstra.k_proj.bias, gstra.v_proj.bias]),
-                None, None, False, 0.0, gstra.out_proj.weight, gstra.out_proj.bias, training=False,
+                None,
+                None,
+                False,
+                0.0,
+                gstra.out_proj.weight,
+                gstra.out_proj.bias,
+                training=False,
                 need_weights=False,
             )
             hidden = query + attended
@@ -180,13 +194,27 @@ def naive_tower(tower: VideoPandaVisionTower, video: torch.Tensor, config: Video
             for c in range(w):
                 window = crop[:, r * s : (r + 1) * s, c * s : (c + 1) * s].flatten(1).t()
                 lsd[r, c] = _naive_query_attention(
-                    pooled[:, r, c], window, sd.query_norm, sd.query_proj, sd.key_value_norm,
-                    sd.key_proj.weight, sd.value_proj.weight, sd.out_proj, heads,
+                    pooled[:, r, c],
+                    window,
+                    sd.query_norm,
+                    sd.query_proj,
+                    sd.key_value_norm,
+                    sd.key_proj.weight,
+                    sd.value_proj.weight,
+                    sd.out_proj,
+                    heads,
                 )
         fa = tower.frame_aggregation
         cls = _naive_query_attention(
-            fa.query, lsd.view(h * w, d), fa.query_norm, fa.query_proj, fa.key_value_norm, fa.key_proj.weight,
-            fa.value_proj.weight, fa.out_proj, heads,
+            fa.query,
+            lsd.view(h * w, d),
+            fa.query_norm,
+            fa.query_proj,
+            fa.key_value_norm,
+            fa.key_proj.weight,
+            fa.value_proj.weight,
+            fa.out_proj,
+            heads,
         )
         if video.shape[0] > 1 and tower.class_fusion is not None:
             gate = torch.sigmoid(tower.class_fusion.balance)

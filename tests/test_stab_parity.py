@@ -43,8 +43,9 @@ def test_intermediates_match_original(towers, case):
     """Every stage the fixture recorded: pre-projector tokens, LSD tokens, FSRA / GSTRA / fused class tokens."""
     info, tower = META["cases"][case], towers[torch.float64]
     out = _run(tower, case, torch.float64, fast=True)
-    inter = lambda name: TENSORS[f"cases.{case}.inter.{name}"]  # noqa: E731
-    close = lambda got, name: torch.testing.assert_close(got, inter(name), atol=1e-10, rtol=0)  # noqa: E731
+
+    def close(got, name):
+        torch.testing.assert_close(got, TENSORS[f"cases.{case}.inter.{name}"], atol=1e-10, rtol=0)
 
     close(out.pre_projector, "pre_projector")
     close(out.frame_class_tokens, "fsra_cls")

@@ -62,17 +62,27 @@ _TOWER_RENAMES = [
 ]
 # original suffix -> our suffixes of the equal row blocks it is split into.
 _TOWER_SPLITS = {
-    "dec.attn.in_proj_weight": ("temporal_aggregation.q_proj.weight", "temporal_aggregation.k_proj.weight",
-                                "temporal_aggregation.v_proj.weight"),
-    "dec.attn.in_proj_bias": ("temporal_aggregation.q_proj.bias", "temporal_aggregation.k_proj.bias",
-                              "temporal_aggregation.v_proj.bias"),
+    "dec.attn.in_proj_weight": (
+        "temporal_aggregation.q_proj.weight",
+        "temporal_aggregation.k_proj.weight",
+        "temporal_aggregation.v_proj.weight",
+    ),
+    "dec.attn.in_proj_bias": (
+        "temporal_aggregation.q_proj.bias",
+        "temporal_aggregation.k_proj.bias",
+        "temporal_aggregation.v_proj.bias",
+    ),
     "local_attention.kv.1.weight": ("spatial_downsample.key_proj.weight", "spatial_downsample.value_proj.weight"),
     "global_attention.kv.1.weight": ("frame_aggregation.key_proj.weight", "frame_aggregation.value_proj.weight"),
 }
 _TRAINING_ONLY = ("model.video_tower_compressor.", "model.vision_tower_compressor.", "model.video_teacher.")
 _ALIASES = {"model.vision_tower.": TOWER, "model.mm_projector.": "model.video_projector."}
 # stage name in our tower -> config switch that removes it
-_OPTIONAL_STAGES = {"temporal_encoding.": "use_lste", "temporal_aggregation.": "use_gstra", "class_fusion.": "use_gstra"}
+_OPTIONAL_STAGES = {
+    "temporal_encoding.": "use_lste",
+    "temporal_aggregation.": "use_gstra",
+    "class_fusion.": "use_gstra",
+}
 
 DROPPED_UNUSED = "unused in the original forward (lmhra2)"
 DROPPED_TRAINING = "training-only (distillation compressor / teacher)"
@@ -148,7 +158,7 @@ def _resolve_aliases(state_dict: dict, report: ConversionReport) -> dict:
         if alias is None:
             resolved.setdefault(key, tensor)
             continue
-        primary = _ALIASES[alias] + key[len(alias):]
+        primary = _ALIASES[alias] + key[len(alias) :]
         if primary in state_dict:
             other = state_dict[primary]
             if other.shape != tensor.shape or not torch.equal(other, tensor):
@@ -171,7 +181,7 @@ def _expected_shapes(config, expect_language_model: bool) -> dict[str, torch.Siz
             language_model = AutoModelForCausalLM.from_config(config.text_config)
             for key, value in language_model.state_dict().items():
                 if key.startswith("model."):
-                    shapes["model.language_model." + key[len("model."):]] = value.shape
+                    shapes["model.language_model." + key[len("model.") :]] = value.shape
                 elif key == "lm_head.weight" and not config.text_config.tie_word_embeddings:
                     shapes[key] = value.shape
     return shapes
@@ -206,20 +216,20 @@ def convert_original_state_dict(
     report = ConversionReport()
     out: dict[str, torch.Tensor] = {}
     for key, tensor in _resolve_aliases(state_dict, report).items():
-        if key.endswith(".num_batches_tracked") or key.endswith("rotary_emb.inv_freq"):
+        if key.endswith((".num_batches_tracked", "rotary_emb.inv_freq")):
             report.drop(DROPPED_BOOKKEEPING, key)
         elif key.startswith(_TRAINING_ONLY):
             report.drop(DROPPED_TRAINING, key)
         elif key.startswith(TOWER):
-            _map_tower(key[len(TOWER):], tensor, config, out, report, key)
+            _map_tower(key[len(TOWER) :], tensor, config, out, report, key)
         elif key.startswith("model.video_projector."):
-            target = _map_projector(key[len("model.video_projector."):])
+            target = _map_projector(key[len("model.video_projector.") :])
             if target is None:
                 report.unmapped.append(key)
             else:
                 out[target] = tensor
         elif key.startswith(("model.layers.", "model.embed_tokens.", "model.norm.")):
-            out["model.language_model." + key[len("model."):]] = tensor
+            out["model.language_model." + key[len("model.") :]] = tensor
         elif key == "lm_head.weight":
             out[key] = tensor
         else:
