@@ -131,4 +131,7 @@ class VideoPandaProcessor(ProcessorMixin):
         return [video_processor, tokenizer]
 
 
+# Saved processors carry this file as remote code (auto_map), see docs/hub.md.
+VideoPandaProcessor.register_for_auto_class("AutoProcessor")
+
 __all__ = ["VideoPandaProcessor"]

@@ -363,4 +363,7 @@ def _stack_padded(videos: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+# Saved processors carry this file as remote code (auto_map), see docs/hub.md.
+VideoPandaVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+
 __all__ = ["VideoDecodeError", "VideoPandaVideoProcessor", "VideoPandaVideoProcessorKwargs"]
