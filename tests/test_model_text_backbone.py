@@ -16,9 +16,10 @@ from videopanda.testing import tiny_config, tiny_model, tiny_text_config
 CACHE_ROOT = Path(os.environ.get("VIDEOPANDA_TEST_CACHE", Path.home() / ".cache" / "videopanda-tests"))
 
 
-def tiny_llama(tied: bool, seed: int = 0) -> LlamaForCausalLM:
+def tiny_llama(tied: bool, seed: int = 0, **overrides) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    config = LlamaConfig(**{k: v for k, v in tiny_text_config(tie_word_embeddings=tied).items() if k != "model_type"})
+    text_config = tiny_text_config(tie_word_embeddings=tied, **overrides)
+    config = LlamaConfig(**{k: v for k, v in text_config.items() if k != "model_type"})
     return LlamaForCausalLM(config).eval()
 
 
@@ -45,9 +46,9 @@ def test_from_text_model_rejects_a_mismatching_config():
 
 
 def test_from_text_model_needs_a_row_for_the_video_token():
-    llm = tiny_llama(False)
+    llm = tiny_llama(False, vocab_size=1000)
     with pytest.raises(ValueError, match="video_token_id 32000 is outside the LLM vocabulary"):
-        VideoPandaForConditionalGeneration.from_text_model(llm, config=tiny_config(text_config=tiny_text_config(vocab_size=1000)))
+        VideoPandaForConditionalGeneration.from_text_model(llm)
 
 
 def test_save_pretrained_round_trip_and_auto_map(tmp_path):
@@ -93,8 +94,12 @@ def _smollm2_folder() -> Path:
 def test_video_panda_on_real_smollm2_gives_the_llms_own_logits():
     folder = _smollm2_folder()
     llm = AutoModelForCausalLM.from_pretrained(folder).eval()
-    model = VideoPandaForConditionalGeneration.from_text_model(folder).eval()
+    small_stab = tiny_config(text_config=llm.config.to_dict())  # keeps the test fast; the LLM is the real one
+    model = VideoPandaForConditionalGeneration.from_text_model(folder, config=small_stab).eval()
     assert model.config.tie_word_embeddings and model.config.text_config.num_hidden_layers == 30
+    for key, value in llm.state_dict().items():
+        target = key.replace("model.", "model.language_model.", 1) if key.startswith("model.") else key
+        assert torch.equal(model.state_dict()[target], value), key
     # "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n" in SmolLM2's vocabulary
     ids = torch.tensor([[1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198]])
     with torch.no_grad():
