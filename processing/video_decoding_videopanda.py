@@ -72,7 +72,7 @@ def _to_rgb(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]) -> dict[int, np.ndarray]:
+def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int], transform) -> dict[int, object]:
     """Frames for the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us."""
     by_pts = {index.pts[i]: i for i in wanted}
     found: dict[int, np.ndarray] = {}
@@ -93,7 +93,7 @@ def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]
                 return found  # timestamps vanished: let the caller fall back
             position = frame.pts
             if frame.pts in by_pts and by_pts[frame.pts] not in found:
-                found[by_pts[frame.pts]] = _to_rgb(frame)
+                found[by_pts[frame.pts]] = transform(_to_rgb(frame))
             if frame.pts >= target_pts:
                 break
         if target not in found:
@@ -101,7 +101,7 @@ def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]
     return found
 
 
-def _decode_sequentially(source: str, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
+def _decode_sequentially(source: str, wanted: set[int], transform) -> tuple[dict[int, object], int]:
     """One pass over every frame from the start; returns the wanted frames and the number of frames decoded."""
     found: dict[int, np.ndarray] = {}
     count = 0
@@ -110,23 +110,26 @@ def _decode_sequentially(source: str, wanted: set[int]) -> tuple[dict[int, np.nd
         stream.thread_type = "AUTO"
         for count, frame in enumerate(container.decode(stream), start=1):
             if count - 1 in wanted:
-                found[count - 1] = _to_rgb(frame)
+                found[count - 1] = transform(_to_rgb(frame))
     return found, count
 
 
 def decode_video(
-    source: str | os.PathLike, sample_indices_fn: Callable | None = None
-) -> tuple[list[np.ndarray], VideoMetadata]:
+    source: str | os.PathLike, sample_indices_fn: Callable | None = None, frame_transform: Callable | None = None
+) -> tuple[list, VideoMetadata]:
     """Decode the frames chosen by ``sample_indices_fn(metadata=VideoMetadata)`` (all frames when it is ``None``).
 
     Returns ``(frames, metadata)``: a list of ``(H, W, 3)`` uint8 arrays in the order of the sampled indices (repeated
-    indices share one array) and the video's ``VideoMetadata`` with ``frames_indices`` set. Raises
+    indices share one array) and the video's ``VideoMetadata`` with ``frames_indices`` set. ``frame_transform``, if
+    given, is applied to each decoded frame right away (e.g. resize it), so that only one full-size frame is held in
+    memory at a time; the list then holds its results. Raises
     ``VideoDecodeError`` for a missing, empty, truncated or non-video file, a file without a video stream, or a codec
     that cannot be decoded.
     """
     if not is_av_available():
         raise ImportError("Decoding video files needs PyAV: `pip install av`.")
     source = os.fspath(source)
+    transform = frame_transform or (lambda rgb: rgb)
     if not _is_url(source):
         path = Path(source)
         if not path.is_file():
@@ -155,7 +158,7 @@ def decode_video(
         found: dict[int, np.ndarray] = {}
         if index.has_timestamps:
             try:
-                found = _decode_by_seeking(container, stream, index, wanted)
+                found = _decode_by_seeking(container, stream, index, wanted, transform)
             except av.error.FFmpegError as error:
                 if "seek" not in str(error).lower():
                     raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
@@ -163,7 +166,7 @@ def decode_video(
                 found = {}
     if len(found) < len(wanted):
         try:
-            found, decoded = _decode_sequentially(source, set(wanted))
+            found, decoded = _decode_sequentially(source, set(wanted), transform)
         except av.error.FFmpegError as error:
             raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
         if decoded == 0:
@@ -174,7 +177,7 @@ def decode_video(
             logger.warning("%s: %d frames announced, %d decodable; sampling again.", source, index.total_frames, decoded)
             metadata = _metadata(size, decoded, fps)
             indices = _choose(sample_indices_fn, metadata)
-            found, _ = _decode_sequentially(source, set(indices))
+            found, _ = _decode_sequentially(source, set(indices), transform)
     metadata.frames_indices = list(indices)
     return [found[i] for i in indices], metadata
 

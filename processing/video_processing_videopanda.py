@@ -193,15 +193,19 @@ class VideoPandaVideoProcessor(BaseVideoProcessor):
             )
 
         sample_fn = sample if kwargs["do_sample_frames"] else None
+
+        def process_frame(frame: np.ndarray):
+            return self._process_frame(frame, side, kwargs)
+
         pixel_values, teacher_values, grids, all_metadata = [], [], [], []
         for (kind, value), metadata in zip(items, user_metadata):
-            frames, metadata = self._load_item(kind, value, metadata, sample_fn, kwargs["do_convert_rgb"])
+            frames, metadata = self._load_item(kind, value, metadata, sample_fn, kwargs["do_convert_rgb"], process_frame)
             num_zero = 0
             padded = kwargs["do_sample_frames"] and kwargs["frame_sampling"] != "fps"
             if len(frames) > 1 and padded and kwargs["short_video_padding"] == "zeros":
                 num_zero = max(0, kwargs["num_frames"] - len(frames))
-            student, teacher = self._frames_to_tensors(frames, num_zero, side, kwargs)
-            grids.append(self._video_grid(student, len(frames), kwargs))
+            student, teacher = self._assemble(frames, num_zero, side, kwargs)
+            grids.append(self._video_grid(student, kwargs))
             pixel_values.append(student)
             teacher_values.append(teacher)
             all_metadata.append(metadata)
@@ -218,47 +222,57 @@ class VideoPandaVideoProcessor(BaseVideoProcessor):
             data["video_metadata"] = all_metadata
         return BatchFeature(data=data, tensor_type=kwargs["return_tensors"], skip_tensor_conversion=["video_metadata"])
 
-    def _load_item(self, kind, value, metadata, sample_fn, do_convert_rgb):
-        """One input -> (list of ``(H, W, 3)`` uint8 frames, VideoMetadata)."""
+    def _load_item(self, kind, value, metadata, sample_fn, do_convert_rgb, process_frame):
+        """One input -> (list of processed frames, VideoMetadata). Video files are processed frame by frame while
+        decoding, so that only one full-size frame is in memory at a time."""
         if kind == "path":
             source = os.fspath(value)
             if source.lower().endswith(IMAGE_EXTENSIONS):
-                return [_load_image_file(source)], VideoMetadata(total_num_frames=1, frames_indices=[0])
-            frames, metadata = self.fetch_videos(source, sample_indices_fn=sample_fn)
-            return list(frames), metadata
-        frames = [_to_uint8_rgb(frame, do_convert_rgb) for frame in value]
+                metadata = VideoMetadata(total_num_frames=1, frames_indices=[0])
+                return [process_frame(_load_image_file(source))], metadata
+            return decode_video(source, sample_indices_fn=sample_fn, frame_transform=process_frame)
         if metadata is None:
-            metadata = VideoMetadata(total_num_frames=len(frames))
-        metadata.total_num_frames = len(frames)
-        indices = list(range(len(frames)))
+            metadata = VideoMetadata(total_num_frames=len(value))
+        metadata.total_num_frames = len(value)
+        indices = list(range(len(value)))
         if sample_fn is not None and kind == "frames":
             indices = [int(i) for i in sample_fn(metadata=metadata)]
         metadata.frames_indices = indices
-        return [frames[i] for i in indices], metadata
+        done = {i: process_frame(_to_uint8_rgb(value[i], do_convert_rgb)) for i in sorted(set(indices))}
+        return [done[i] for i in indices], metadata
 
-    def _frames_to_tensors(self, frames, num_zero, side, kwargs):
-        """Per frame: resize/pad/mask/normalise; then ``num_zero`` all-zero frames; flip the whole video if asked."""
-        resample = kwargs["resample"] if kwargs["resample"] is not None else PILImageResampling.BICUBIC
+    def _process_frame(self, frame: np.ndarray, side: int, kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(H, W, 3)`` uint8 -> model frame ``(4, S, S)`` and, if asked, teacher frame ``(4, S/2, S/2)``."""
+        resample = int(kwargs["resample"] if kwargs["resample"] is not None else PILImageResampling.BICUBIC)
         mean = kwargs["image_mean"] if kwargs["do_normalize"] else (0.0, 0.0, 0.0)
         std = kwargs["image_std"] if kwargs["do_normalize"] else (1.0, 1.0, 1.0)
-        want_teacher = kwargs["return_teacher_inputs"]
-        student = torch.zeros(len(frames) + num_zero, 4, side, side)
-        teacher = torch.zeros(len(frames) + num_zero, 4, side // 2, side // 2) if want_teacher else None
-        for t, frame in enumerate(frames):
-            height, width = frame.shape[:2]
-            layout = model_layout(width, height, side, kwargs["patch_size"])
-            student[t] = normalize_with_mask(resize_and_pad(frame, layout, int(resample)), layout.mask(), mean, std)
-            if want_teacher:
-                layout = teacher_layout(width, height, side, kwargs["patch_size"])
-                teacher[t] = normalize_with_mask(resize_and_pad(frame, layout, int(resample)), layout.mask(), mean, std)
-        if kwargs["do_augment"] and bool(torch.rand(()) < 0.5):
-            student = student.flip(-1)
-            teacher = teacher.flip(-1) if want_teacher else None
+        height, width = frame.shape[:2]
+        layout = model_layout(width, height, side, kwargs["patch_size"])
+        student = normalize_with_mask(resize_and_pad(frame, layout, resample), layout.mask(), mean, std)
+        teacher = None
+        if kwargs["return_teacher_inputs"]:
+            layout = teacher_layout(width, height, side, kwargs["patch_size"])
+            teacher = normalize_with_mask(resize_and_pad(frame, layout, resample), layout.mask(), mean, std)
         return student, teacher
 
     @staticmethod
-    def _video_grid(student: torch.Tensor, num_real: int, kwargs) -> list[int]:
-        """(frames, grid_h, grid_w) with the grid of the first real frame (all real frames share the layout)."""
+    def _assemble(frames, num_zero: int, side: int, kwargs):
+        """Stack processed frames, append ``num_zero`` all-zero frames, and flip the whole video if augmenting."""
+        student = torch.zeros(len(frames) + num_zero, 4, side, side)
+        student[: len(frames)] = torch.stack([s for s, _ in frames])
+        teacher = None
+        if kwargs["return_teacher_inputs"]:
+            teacher = torch.zeros(len(frames) + num_zero, 4, side // 2, side // 2)
+            teacher[: len(frames)] = torch.stack([t for _, t in frames])
+        if kwargs["do_augment"] and bool(torch.rand(()) < 0.5):
+            student = student.flip(-1)
+            teacher = teacher.flip(-1) if teacher is not None else None
+        return student, teacher
+
+    @staticmethod
+    def _video_grid(student: torch.Tensor, kwargs) -> list[int]:
+        """(frames, grid_h, grid_w) with the grid of the first frame (a real frame; all real frames share the
+        layout unless a list of differently sized frames was given)."""
         grid_h, grid_w = valid_token_grid(
             student[0, 3], kwargs["patch_size"], kwargs["downsample_window"], kwargs["padded_frame_crop"]
         )
