@@ -15,8 +15,11 @@ Question types (chance level in brackets):
 Answers are balanced within each split (answer ``k`` of type ``t`` is used for every ``len(answers)``-th clip of that
 type). Files written by :func:`build_synthetic_videoqa` under ``root``:
 
-    train.json, validation.json, test.json     LLaVA-style manifests ({"id", "video", "conversations"}), video paths
-                                               relative to ``root`` (the format of docs data-formats, Valley/VCG style)
+    train.json, validation.json, test.json     LLaVA-style QA manifests ({"id", "video", "conversations"}), video
+                                               paths relative to ``root`` (VideoChatGPT-instruct style, stage 3)
+    <split>_captions.json                      the same clips with "Describe the video." and a caption stating every
+                                               fact ("a red circle moves left"): video-text pairs (Valley style,
+                                               stages 1 and 2)
     <split>/videos/<split>_<index>.mp4         the clips
     <split>/test_q.json, <split>/test_a.json   validation and test in the published zero-shot QA layout (parallel
                                                lists of {"video_name", "question_id", "question"} and
@@ -61,6 +64,7 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "order": ("Which appears first, the {a} one or the {b} one?", "Which object is seen first, the {a} one or the {b} one?"),
     "count": ("How many objects are there?", "How many shapes are in the video?"),
 }
+CAPTION_PROMPT = "Describe the video."
 SPLITS = ("train", "validation", "test")
 _SPLIT_SEED = {"train": 0, "validation": 1, "test": 2}
 
@@ -108,6 +112,7 @@ class Clip:
     question: str
     answer: str
     objects: list[dict]
+    caption: str = ""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -243,11 +248,25 @@ def make_clip(question_type: str, answer_index: int, rng: np.random.Generator, c
     for obj in objects:
         obj["rgb"] = _colour(rng, obj["colour"])
     frames = _render(background, objects, frames_n)
+    caption = describe(question_type, objects)
     described = [
         {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.items() if k not in ("centres", "rgb")}
         for obj in objects
     ]
-    return Clip(frames=frames, question_type=question_type, question=question, answer=answer, objects=described)
+    return Clip(frames=frames, question_type=question_type, question=question, answer=answer, objects=described,
+                caption=caption)
+
+
+def describe(question_type: str, objects: list[dict]) -> str:
+    """A short caption stating every fact of the clip (the video-text pairs of the alignment stages)."""
+    if question_type in ("colour", "shape", "direction"):
+        obj = objects[0]
+        return f"a {obj['colour']} {obj['shape']} moves {obj['direction']}"
+    if question_type == "order":
+        first, second = objects
+        return f"a {first['colour']} {first['shape']} , then a {second['colour']} {second['shape']}"
+    n = len(objects)
+    return f"{COUNT_WORDS[n - 1]} {'object' if n == 1 else 'objects'}"
 
 
 def clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -302,7 +321,7 @@ def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = N
     for split in SPLITS:
         video_dir = root / split / "videos"
         video_dir.mkdir(parents=True, exist_ok=True)
-        manifest, questions, answers = [], [], []
+        manifest, captions, questions, answers = [], [], [], []
         per_type[split] = {t: 0 for t in config.question_types}
         clips = generate_split(split, counts[split], config)
         for index, clip in tqdm(clips, total=counts[split], desc=f"synthetic {split}", disable=not progress):
@@ -310,12 +329,16 @@ def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = N
             write_video(video_dir / f"{name}.mp4", clip.frames, fps=config.fps)
             qid = f"{name}_0"
             manifest.append(_llava_record(qid, f"{split}/videos/{name}.mp4", clip.question, clip.answer, clip.question_type))
+            captions.append(
+                _llava_record(f"{name}_caption", f"{split}/videos/{name}.mp4", CAPTION_PROMPT, clip.caption, "caption")
+            )
             questions.append({"video_name": name, "question_id": qid, "question": clip.question})
             answers.append(
                 {"answer": clip.answer, "type": QUESTION_TYPES.index(clip.question_type), "question_id": qid}
             )
             per_type[split][clip.question_type] += 1
         (root / f"{split}.json").write_text(json.dumps(manifest, indent=1))
+        (root / f"{split}_captions.json").write_text(json.dumps(captions, indent=1))
         if split != "train":
             (root / split / "test_q.json").write_text(json.dumps(questions, indent=1))
             (root / split / "test_a.json").write_text(json.dumps(answers, indent=1))
@@ -331,10 +354,13 @@ def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = N
     return root
 
 
-def load_split(root: str | Path, split: str) -> list[dict]:
-    """Flat records ``{"id", "video" (absolute path), "question", "answer", "question_type"}`` of one split."""
+def load_split(root: str | Path, split: str, captions: bool = False) -> list[dict]:
+    """Flat records ``{"id", "video" (absolute path), "question", "answer", "question_type"}`` of one split.
+
+    With ``captions=True`` the caption records (question "Describe the video.", type "caption") are returned instead.
+    """
     root = Path(root)
-    path = root / f"{split}.json"
+    path = root / (f"{split}_captions.json" if captions else f"{split}.json")
     if not path.is_file():
         raise FileNotFoundError(f"no manifest {path}; run build_synthetic_videoqa({str(root)!r}) first.")
     records = []
@@ -371,6 +397,7 @@ def vocabulary_corpus() -> list[str]:
                 lines.append(template)
     for answers in ANSWERS.values():
         lines += list(answers)
+    lines += [CAPTION_PROMPT, "a moves then , object objects"]
     return lines
 
 
