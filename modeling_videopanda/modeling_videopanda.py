@@ -144,6 +144,20 @@ class VideoPandaPreTrainedModel(PreTrainedModel):
         if callable(init_like_original):
             init_like_original()
 
+    def _initialize_weights(self, module, is_custom_code: bool = False):
+        """Never skip a STAB stage's `init_like_original`.
+
+        For custom code, transformers marks a module as initialised without calling `_init_weights` when it has no
+        parameters of its own that still need init; STAB stages such as the LSTE hold only child convs, so their
+        zero inits would silently be lost when the tower is missing from a checkpoint (e.g. `from_pretrained(llm_dir,
+        key_mapping=...)`). Tensors loaded from the checkpoint stay untouched: `transformers.initialization` skips them.
+        """
+        if not getattr(module, "_is_hf_initialized", False) and callable(getattr(module, "init_like_original", None)):
+            self._init_weights(module)
+            module._is_hf_initialized = True
+            return
+        super()._initialize_weights(module, is_custom_code)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual, and list every Auto class of Video-Panda in `config.auto_map` for remote-code loading."""
         if self.is_remote_code():
@@ -448,6 +462,10 @@ class VideoPandaForConditionalGeneration(VideoPandaPreTrainedModel, GenerationMi
         `AutoModelForCausalLM` (extra `**kwargs` such as `dtype` go to that `from_pretrained`). Without `config`, a
         `VideoPandaConfig` with default STAB fields and the LLM's config as `text_config` is built. The video tower
         is freshly initialised; `tie_word_embeddings` follows the LLM. Returns the model in the LLM's dtype.
+
+        Equivalent without a second copy of the LLM in memory, for Llama-style checkpoints (`model.*` + `lm_head`):
+        `VideoPandaForConditionalGeneration.from_pretrained(llm_dir, config=config,
+        key_mapping={r"^model\\.": "model.language_model."})` (set `config.tie_word_embeddings` like the LLM's).
         """
         if isinstance(text_model, (str, os.PathLike)):
             text_model = AutoModelForCausalLM.from_pretrained(text_model, **kwargs)

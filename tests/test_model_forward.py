@@ -172,3 +172,12 @@ def test_activation_checkpointing_recomputes_layers_and_keeps_gradients():
     assert any(name.startswith("model.video_tower.") for name in reference)
     for name in reference:
         torch.testing.assert_close(checkpointed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_loss_sums_over_num_items_in_batch_for_gradient_accumulation(model):
+    """`Trainer` passes `num_items_in_batch`; the loss is then a sum divided by it, not a per-batch mean."""
+    ids = torch.tensor([prompt(0)])
+    with torch.no_grad():
+        mean = model(input_ids=ids, labels=ids).loss
+        scaled = model(input_ids=ids, labels=ids, num_items_in_batch=torch.tensor(10)).loss
+    torch.testing.assert_close(scaled, mean * (ids.shape[1] - 1) / 10, rtol=1e-5, atol=1e-6)

@@ -109,3 +109,22 @@ def test_generate_with_an_image_and_a_video_in_one_batch(model):
         )
     image_alone = argmax_loop(model, torch.tensor([second]), image[None], torch.tensor([[1, 4, 4]]))
     assert torch.equal(batch[1, pad:], image_alone[0])
+
+
+def test_beam_search_with_several_returns_per_prompt_equals_single_runs(model):
+    """`generate` expands the pre-encoded per-video features for beams / return sequences (tuple pooler_output)."""
+    first_video, second_video = video_pixels(4, seed=17), video_pixels(4, valid_rows=(28, 84), seed=18)
+    first = [1, 319, *([VIDEO] * 4 * frame_token_count(4, 4)), 338]
+    second = [1, *([VIDEO] * 4 * frame_token_count(2, 4)), 338, 450]
+    pad = len(first) - len(second)
+    settings = {"max_new_tokens": 4, "num_beams": 2, "num_return_sequences": 2, "do_sample": False}
+    with torch.no_grad():
+        batch = model.generate(
+            input_ids=torch.tensor([first, [0] * pad + second]),
+            attention_mask=torch.tensor([[1] * len(first), [0] * pad + [1] * len(second)]),
+            pixel_values_videos=torch.stack([first_video, second_video]), **settings,
+        )
+        alone_first = model.generate(input_ids=torch.tensor([first]), pixel_values_videos=first_video[None], **settings)
+        alone_second = model.generate(input_ids=torch.tensor([second]), pixel_values_videos=second_video[None], **settings)
+    assert torch.equal(batch[:2], alone_first)
+    assert torch.equal(batch[2:, pad:], alone_second)

@@ -38,6 +38,24 @@ def test_from_text_model_copies_every_llm_weight(tied):
         torch.testing.assert_close(model(input_ids=ids).logits, llm(input_ids=ids).logits, rtol=0, atol=0)
 
 
+def test_from_pretrained_with_key_mapping_loads_the_llm_and_initialises_the_tower(tmp_path):
+    """The v5 alternative to `from_text_model`: load the LLM folder with a key mapping; the tower gets its own init."""
+    llm = tiny_llama(False)
+    llm.save_pretrained(tmp_path)
+    model, info = VideoPandaForConditionalGeneration.from_pretrained(
+        tmp_path, config=tiny_config(), key_mapping={r"^model\.": "model.language_model."}, output_loading_info=True
+    )
+    assert info["missing_keys"] and all(key.startswith("model.video_tower.") for key in info["missing_keys"])
+    assert not info["unexpected_keys"]
+    ours = model.state_dict()
+    for key, value in llm.state_dict().items():
+        target = key.replace("model.", "model.language_model.", 1) if key.startswith("model.") else key
+        assert torch.equal(ours[target], value), key
+    tower = model.model.video_tower  # the original's zero inits survive the generic _init_weights
+    assert not tower.temporal_encoding.expand.weight.any() and not tower.class_fusion.balance.any()
+    assert tower.patch_embedding.weight.std() > 0
+
+
 def test_from_text_model_rejects_a_mismatching_config():
     llm = tiny_llama(False)
     config = tiny_config(text_config=tiny_text_config(hidden_size=32))
