@@ -170,7 +170,7 @@ class VideoPandaPreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
-def _validate_video_inputs(pixel_values_videos, video_grids, config):
+def _validate_video_inputs(pixel_values_videos, video_grids):
     """Raise a ValueError that names the problem for malformed `pixel_values_videos` / `video_grids`."""
     if not isinstance(pixel_values_videos, torch.Tensor):
         raise ValueError(f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}.")
@@ -242,7 +242,7 @@ class VideoPandaModel(VideoPandaPreTrainedModel):
         `(tokens_of_video, text_hidden_size)` tensor per video (the layout `generate` expects when it pre-encodes,
         expands or slices multimodal inputs).
         """
-        frames = _validate_video_inputs(pixel_values_videos, video_grids, self.config)
+        frames = _validate_video_inputs(pixel_values_videos, video_grids)
         tower_outputs = self.video_tower(pixel_values_videos, num_frames=frames)
         if frames is None:
             frames = torch.full(

@@ -168,17 +168,10 @@ def config_from_original(original_config: dict, state_dict: dict[str, torch.Tens
     return VideoPandaConfig(text_config=text_config, **kwargs)
 
 
-def _expected_state_dict_shapes(config: VideoPandaConfig) -> dict[str, tuple[torch.Size, torch.dtype]]:
-    """Keys, shapes and dtypes of the persistent state of a model built from `config`, without allocating it."""
-    with torch.device("meta"):
-        model = VideoPandaForConditionalGeneration(config)
-    return {key: (value.shape, value.dtype) for key, value in model.state_dict().items()}
-
-
-def _check_against_model(state_dict: dict[str, torch.Tensor], config: VideoPandaConfig) -> None:
+def _check_against_model(state_dict: dict[str, torch.Tensor], model: VideoPandaForConditionalGeneration) -> None:
     """Refuse a converted state dict that would leave model weights uninitialised or does not fit their shapes."""
-    expected = _expected_state_dict_shapes(config)
-    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    expected = {key: (value.shape, value.dtype) for key, value in model.state_dict().items()}
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
     missing = sorted(set(expected) - set(state_dict) - tied)
     unexpected = sorted(set(state_dict) - set(expected))
     wrong_shape = [
@@ -244,10 +237,9 @@ def convert_checkpoint(
     if dtype is not None:
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         converted = {k: v.to(dtype) if v.is_floating_point() else v for k, v in converted.items()}
-    _check_against_model(converted, config)
-
-    with torch.device("meta"):
+    with torch.device("meta"):  # the real tensors are assigned below: no memory for a second copy, no init
         model = VideoPandaForConditionalGeneration(config)
+    _check_against_model(converted, model)
     model.load_state_dict(converted, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.tie_weights()
