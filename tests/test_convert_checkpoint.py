@@ -9,6 +9,7 @@ distillation keys, rotary `inv_freq` buffers and one key nobody knows; sharded `
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,15 @@ def test_cli_help(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "save_pretrained" in capsys.readouterr().out
+
+
+def test_dtype_option_casts_floating_weights(synthetic, tmp_path):
+    out = tmp_path / "bf16"
+    convert_checkpoint(synthetic["root"] / "safetensors", out, dtype="bfloat16")
+    with safe_open(str(out / "model.safetensors"), "pt") as handle:
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118
+    assert dtypes == {"BF16"}
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of the temporary folder

@@ -247,6 +247,9 @@ def convert_checkpoint(
 
     dst_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{dst_dir.name}.converting-", dir=dst_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_dir, 0o777 & ~umask)  # mkdtemp makes it private; the result should look like any new folder
     try:
         model.save_pretrained(tmp_dir, max_shard_size=max_shard_size)
         if dst_dir.exists():
