@@ -40,7 +40,7 @@ def original_frame_indices(total_frames: int, video_fps: float | None, num_frame
         return [0]
     stride = 1
     if video_fps is not None and math.isfinite(video_fps) and video_fps > 0:
-        stride = max(1, int(round(video_fps)))
+        stride = max(1, round(video_fps))
     positions = list(range(0, total_frames, stride))
     if len(positions) > num_frames:
         picks = np.linspace(0, len(positions) - 1, num=num_frames, dtype=int)

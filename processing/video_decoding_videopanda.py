@@ -174,7 +174,9 @@ def decode_video(
         if len(found) < len(wanted):
             # The container announced more frames than it holds (broken index or truncated file): sample again
             # from the frames that really exist.
-            logger.warning("%s: %d frames announced, %d decodable; sampling again.", source, index.total_frames, decoded)
+            logger.warning(
+                "%s: %d frames announced, %d decodable; sampling again.", source, index.total_frames, decoded
+            )
             metadata = _metadata(size, decoded, fps)
             indices = _choose(sample_indices_fn, metadata)
             found, _ = _decode_sequentially(source, set(indices), transform)
@@ -198,7 +200,9 @@ def _choose(sample_indices_fn: Callable | None, metadata: VideoMetadata) -> list
         return list(range(metadata.total_num_frames))
     indices = [int(i) for i in sample_indices_fn(metadata=metadata)]
     if not indices or min(indices) < 0 or max(indices) >= metadata.total_num_frames:
-        raise ValueError(f"Frame sampling returned indices {indices} for a video of {metadata.total_num_frames} frames.")
+        raise ValueError(
+            f"Frame sampling returned indices {indices} for a video of {metadata.total_num_frames} frames."
+        )
     return indices
 
 

@@ -199,7 +199,9 @@ class VideoPandaVideoProcessor(BaseVideoProcessor):
 
         pixel_values, teacher_values, grids, all_metadata = [], [], [], []
         for (kind, value), metadata in zip(items, user_metadata):
-            frames, metadata = self._load_item(kind, value, metadata, sample_fn, kwargs["do_convert_rgb"], process_frame)
+            frames, metadata = self._load_item(
+                kind, value, metadata, sample_fn, kwargs["do_convert_rgb"], process_frame
+            )
             num_zero = 0
             padded = kwargs["do_sample_frames"] and kwargs["frame_sampling"] != "fps"
             if len(frames) > 1 and padded and kwargs["short_video_padding"] == "zeros":

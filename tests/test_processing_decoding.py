@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from videopanda.processing.video_decoding_videopanda import VideoDecodeError, _decode_sequentially, decode_video
 from videopanda.processing.video_processing_videopanda import VideoPandaVideoProcessor
+
 from videopanda.testing import make_video, moving_square_frames, write_video
 
 
@@ -59,7 +59,7 @@ def test_h264_with_audio_bigbuckbunny(processor):
     assert frames[0].shape == (720, 1280, 3)
     out = VideoPandaVideoProcessor()(str(path))
     assert out["pixel_values_videos"].shape == (1, 8, 4, 448, 448)
-    assert out["video_grids"].tolist() == [[8, 9, 16]]  # 1280x720 -> 205 tokens per frame
+    assert out["video_grids"].tolist() == [[8, 9, 16]]  # 1280x720 -> 1 + 9 * 17 = 154 tokens per frame
 
 
 def test_h264_with_several_keyframes_seeks_correctly():
@@ -137,7 +137,7 @@ def test_4k_video_decodes_within_a_few_frames_of_memory(tmp_path):
         print(tuple(out["pixel_values_videos"].shape), (after - before) * 1024)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     shape, grown = result.stdout.split(")")[0] + ")", int(result.stdout.split(")")[1])
     assert shape == "(1, 8, 4, 448, 448)"

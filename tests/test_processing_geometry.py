@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from videopanda.processing.frame_geometry_videopanda import (
     BACKGROUND_RGB,
     OPENAI_CLIP_MEAN,
@@ -111,7 +110,10 @@ def test_processor_masks_grids_and_tokens_match_every_row(reference, processor):
 def test_pixel_values_match_stored_tensors(key, reference, stored, processor):
     width, height = map(int, key.split("x"))
     out = processor(synthetic_frame(width, height), return_teacher_inputs=True)
-    for side, got in (("student_448", out["pixel_values_videos"][0, 0]), ("teacher_224", out["teacher_pixel_values_videos"][0, 0])):
+    for side, got in (
+        ("student_448", out["pixel_values_videos"][0, 0]),
+        ("teacher_224", out["teacher_pixel_values_videos"][0, 0]),
+    ):
         expected = reference_tensor(stored, key, side)
         # The rebuilt tensor is the stored float tensor (checked through the stored checksum).
         assert expected.double().sum().item() == pytest.approx(float(stored[f"{key}.{side}_float_sum"]), rel=1e-6)
@@ -122,7 +124,9 @@ def test_pixel_values_match_stored_tensors(key, reference, stored, processor):
         # Padding uses the CLIP-mean colour, i.e. the normalised value of int(255 * mean).
         padded = got[3] == 0
         if padded.any():
-            background = (torch.tensor(BACKGROUND_RGB) / 255.0 - torch.tensor(OPENAI_CLIP_MEAN)) / torch.tensor(OPENAI_CLIP_STD)
+            background = (torch.tensor(BACKGROUND_RGB) / 255.0 - torch.tensor(OPENAI_CLIP_MEAN)) / torch.tensor(
+                OPENAI_CLIP_STD
+            )
             expected_pad = torch.tensor(reference["tensors"][key]["padded_value_per_channel"])
             assert torch.allclose(background.float(), expected_pad, atol=1e-6)
             assert torch.allclose(got[:3][:, padded].mean(dim=1), expected_pad, atol=1e-6)
@@ -190,6 +194,9 @@ def test_no_flip_by_default_and_augmentation_moves_pixels_and_mask_together():
             seen.add("plain")
         else:
             assert torch.equal(pixels, plain.flip(-1)), "augmentation must flip pixels and mask together"
-            assert torch.equal(out["teacher_pixel_values_videos"], processor(frame, return_teacher_inputs=True)["teacher_pixel_values_videos"].flip(-1))
+            assert torch.equal(
+                out["teacher_pixel_values_videos"],
+                processor(frame, return_teacher_inputs=True)["teacher_pixel_values_videos"].flip(-1),
+            )
             seen.add("flipped")
     assert seen == {"plain", "flipped"}

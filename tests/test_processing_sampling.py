@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from videopanda.processing.frame_sampling_videopanda import (
     original_frame_indices,
     sample_frame_indices,
@@ -85,7 +84,7 @@ def test_explicit_fps_selects_the_fps_rule():
         ({"num_frames": 0}, "num_frames must be a positive integer"),
         ({"num_frames": 2.5}, "num_frames must be a positive integer"),
         ({"fps": -1.0}, "fps must be a positive number"),
-        ({"frame_sampling": "fps"}, 'needs an `fps`'),
+        ({"frame_sampling": "fps"}, "needs an `fps`"),
     ],
 )
 def test_bad_sampling_arguments(kwargs, message):
