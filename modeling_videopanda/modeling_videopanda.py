@@ -320,6 +320,9 @@ class VideoPandaModel(VideoPandaPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        # The processor's optional half-size frames for the distillation teacher: training code reads them, the model
+        # does not; dropping them keeps `model(**processor_outputs)` from leaking them into the language model.
+        kwargs.pop("teacher_pixel_values_videos", None)
         if pixel_values_videos is not None and mm_encoder_outputs is not None:
             raise ValueError("Pass either pixel_values_videos or mm_encoder_outputs, not both.")
         if inputs_embeds is None:
