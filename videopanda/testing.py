@@ -175,3 +175,57 @@ def tiny_processor(image_size: int = 112, tokenizer=None):
 
     video_processor = VideoPandaVideoProcessor(size={"height": image_size, "width": image_size})
     return VideoPandaProcessor(video_processor=video_processor, tokenizer=tokenizer or tiny_word_tokenizer())
+
+
+TINY_TEACHER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, patch_size=14,
+                    projection_dim=16, num_frames=8)
+TINY_CLIPS = (  # (colour, direction) -> an answer that the tiny word tokenizer knows
+    ((230, 40, 40), 1, "a red square moves right"), ((40, 200, 40), -1, "a green square moves left"),
+    ((40, 60, 230), 1, "a blue square moves right"), ((230, 220, 40), -1, "a yellow square moves left"),
+)
+
+
+def write_tiny_training_setup(root, num_samples: int = 8, image_size: int = 56, num_frames: int = 4, seed: int = 0,
+                              clip_frames: int = 8):
+    """A complete tiny training setup on disk, for training tests and smoke runs.
+
+    Writes ``root/model`` (a tiny Video-Panda + processor folder), ``root/teacher`` (a random tiny LanguageBind video
+    teacher at ``image_size // 2``), ``root/videos/*.mp4`` (moving squares) and ``root/train.json`` (LLaVA-style
+    records, one question per clip). Returns a dict of these paths.
+    """
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from .train.teacher_languagebind import LanguageBindVideoConfig, languagebind_vision_key_shapes
+
+    root = Path(root)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    model = tiny_model(seed=seed, randomize=False, image_size=image_size, num_frames=num_frames)
+    model.save_pretrained(root / "model")
+    processor = tiny_processor(image_size=image_size)
+    processor.video_processor.num_frames = num_frames
+    processor.save_pretrained(root / "model")
+
+    teacher_config = LanguageBindVideoConfig(image_size=image_size // 2, **{**TINY_TEACHER, "num_frames": num_frames})
+    generator = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(s, generator=generator) * 0.2 for k, s in languagebind_vision_key_shapes(teacher_config).items()}
+    (root / "teacher").mkdir(exist_ok=True)
+    save_file(state, str(root / "teacher" / "model.safetensors"))
+    (root / "teacher" / "config.json").write_text(json.dumps({"vision_config": teacher_config.to_dict()}))
+
+    records = []
+    for i in range(num_samples):
+        colour, direction, answer = TINY_CLIPS[i % len(TINY_CLIPS)]
+        clip = np.random.default_rng(seed + i).integers(0, 40, size=(clip_frames, 48, 64, 3), dtype=np.uint8)
+        side = 12
+        for t in range(clip_frames):
+            x = int((64 - side) * t / max(1, clip_frames - 1))
+            x = x if direction > 0 else 64 - side - x
+            clip[t, 18 : 18 + side, x : x + side] = colour
+        write_video(root / "videos" / f"clip{i}.mp4", clip)
+        records.append({"id": f"clip{i}", "video": f"clip{i}.mp4", "conversations": [
+            {"from": "human", "value": "<video>\nwhat happens in the video ?"}, {"from": "gpt", "value": answer}]})
+    (root / "train.json").write_text(json.dumps(records))
+    return {"model": root / "model", "teacher": root / "teacher", "videos": root / "videos", "data": root / "train.json"}
