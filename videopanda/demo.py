@@ -62,22 +62,24 @@ def load_model(model_path: str | None = None, device: str | None = None) -> Load
 
 
 def build_random_tiny_model():
-    """A random tiny Video-Panda and a processor with a small word-level tokenizer, built without any download."""
-    from .testing import tiny_model, tiny_processor
-
-    processor = tiny_processor()
-    model = tiny_model(text_config_overrides={"vocab_size": len(processor.tokenizer)})
-    return model, processor
+    """A random tiny Video-Panda and a processor with a code-built word tokenizer: no download, no files."""
+    try:
+        from .testing import tiny_model, tiny_processor
+    except ImportError as error:  # this module was copied into a Space without the videopanda package
+        raise RuntimeError(
+            "No checkpoint given: set VIDEOPANDA_MODEL (or --model) to a Video-Panda folder or Hub repo."
+        ) from error
+    return tiny_model(), tiny_processor()
 
 
 def write_sample_clip(path: Path, colour=(220, 40, 40), direction: int = 1, num_frames: int = 24) -> Path:
-    """A short synthetic clip: a coloured square crossing a dark, noisy background (PyAV, mpeg4)."""
+    """A short synthetic clip: a coloured square crossing a dark, noisy background (PyAV, H.264 so browsers play it)."""
     import av
 
     height, width, side = 96, 128, 28
     rng = np.random.default_rng(direction + 7)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=8)
+        stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for t in range(num_frames):
             frame = rng.integers(0, 50, size=(height, width, 3), dtype=np.uint8)

@@ -29,9 +29,11 @@ def register_local_classes() -> None:
     from transformers.models.auto.video_processing_auto import AutoVideoProcessor
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    from .modeling import VideoPandaConfig, VideoPandaForConditionalGeneration, VideoPandaModel
+    from .modeling.configuration_videopanda import VideoPandaConfig
+    from .modeling.modeling_videopanda import VideoPandaForConditionalGeneration, VideoPandaModel
     from .modeling.pipeline_videopanda import VideoTextToTextPipeline
-    from .processing import VideoPandaProcessor, VideoPandaVideoProcessor
+    from .processing.processing_videopanda import VideoPandaProcessor
+    from .processing.video_processing_videopanda import VideoPandaVideoProcessor
 
     model_type = VideoPandaConfig.model_type
     AutoConfig.register(model_type, VideoPandaConfig, exist_ok=True)
