@@ -253,6 +253,7 @@ def cmd_judge_vcg(args) -> dict:
 
     predictions_dir = Path(args.predictions_dir)
     output_dir = Path(args.output_dir or predictions_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     judge = make_judge(args, output_dir)
     if judge.judge_id.endswith("-match"):
         raise ValueError("The generative benchmark needs an LLM judge (--judge openai or local)")
