@@ -22,10 +22,11 @@ DELEGATED = {
         "videopanda.quickstart",
         "train, evaluate and package a tiny Video-Panda on synthetic videos, offline, in minutes",
     ),
-    "train": ("videopanda.train", "train with a recipe (stage 1 alignment, stage 2 pre-training, stage 3 tuning)"),
-    "eval": ("videopanda.eval", "evaluate a model on a video QA benchmark (zero-shot QA, VCGBench, synthetic)"),
+    "train": ("videopanda.train.run", "train with a recipe (stage 1 alignment, stage 2 pre-training, stage 3 tuning)"),
+    "eval": ("videopanda.eval.cli", "evaluate a model on a video QA benchmark (zero-shot QA, VCGBench, synthetic)"),
     "convert": ("videopanda.convert_checkpoint", "convert an original Video-Panda checkpoint to a transformers folder"),
     "push": ("videopanda.hub", "upload a checked model folder (model, processor, remote code, card) to the Hub"),
+    "demo": ("videopanda.demo", "open the Gradio demo on a model folder"),
 }
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -157,8 +158,11 @@ def load_model_and_processor(model: str, device: str | None = None):
     """``AutoModelForImageTextToText`` + ``AutoProcessor`` from a folder or repo (remote code), in eval mode."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
 
     _check_model_source(model)
+    if not logger.isEnabledFor(logging.INFO):
+        hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer and one-line errors
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
@@ -180,12 +184,29 @@ def ask(args) -> int:
         raise CLIError("the question is empty")
     if args.max_new_tokens < 1:
         raise CLIError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
+    _probe_video(str(video))
     model, processor = load_model_and_processor(args.model, args.device)
     for token in stream_answer(model, processor, str(video), args.question, args.max_new_tokens, args.num_frames,
                                do_sample=args.sample):
         print(token, end="", flush=True)
     print()
     return 0
+
+
+def _probe_video(path: str) -> None:
+    """Open the file and decode one frame before any model is loaded, so a bad file fails fast and in one line."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise CLIError(f"cannot read video {path}: it has no video stream")
+            next(container.decode(video=0))
+    except CLIError:
+        raise
+    except (av.FFmpegError, StopIteration, OSError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "no decodable frame"
+        raise CLIError(f"cannot read video {path}: {message}") from error
 
 
 def prepare_inputs(processor, video: str, question: str, num_frames: int | None = None):
@@ -239,29 +260,15 @@ def count_visual_parameters(config=None) -> dict[str, int]:
     import torch
 
     from .modeling import VideoPandaConfig
+    from .modeling.modeling_stab import VideoPandaVisionTower
 
     config = config or VideoPandaConfig()
-    stab_cls, projector_cls = _visual_classes()
     with torch.device("meta"):
-        stab = stab_cls(config)
-        projector = projector_cls(config)
-    counts = {f"stab.{name}": sum(p.numel() for p in module.parameters()) for name, module in stab.named_children()}
-    own = sum(p.numel() for p in stab.parameters(recurse=False))
-    if own:
-        counts["stab (own parameters)"] = own
-    counts["projector"] = sum(p.numel() for p in projector.parameters())
-    return counts
-
-
-def _visual_classes():
-    """The STAB and projector classes from the modeling package (their names are the modeling owners' contract)."""
-    from . import modeling
-
-    stab = getattr(modeling, "SpatioTemporalAlignmentBlock", None) or getattr(modeling, "VideoPandaSTAB", None)
-    projector = getattr(modeling, "VideoPandaProjector", None)
-    if stab is None or projector is None:
-        raise CLIError("the STAB or projector classes are not available in videopanda.modeling", EXIT_FAILURE)
-    return stab, projector
+        tower = VideoPandaVisionTower(config)  # STAB + projector, i.e. `model.video_tower`
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in tower.named_children()}
+    for name, parameter in tower.named_parameters(recurse=False):
+        counts[name] = parameter.numel()
+    return {name: count for name, count in counts.items() if count}
 
 
 def params(args) -> int:
@@ -270,7 +277,7 @@ def params(args) -> int:
     if args.by_module:
         width = max(len(name) for name in counts)
         for name, count in counts.items():
-            print(f"{name:<{width}}  {count:>12,}")
+            print(f"  {name:<{width}}  {count:>12,}")
     print(f"STAB + projector parameters (paper configuration): {total:,}")
     print(
         f"The original checkpoint also carries an LSTE branch `lmhra2` ({DROPPED_LMHRA2_PARAMS:,} parameters) that its "
