@@ -280,3 +280,23 @@ def test_dtype_option_casts_floating_weights(synthetic, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # not the private mode of the temporary folder
+
+
+@pytest.mark.parametrize("fmt", ["bin", "safetensors"])
+def test_reads_a_single_unsharded_file(synthetic, tmp_path, fmt):
+    state = {key: value for key, value in synthetic["state"].items() if key.startswith("model.video_projector.")}
+    if fmt == "bin":
+        torch.save(state, tmp_path / "pytorch_model.bin")
+    else:
+        save_file(state, str(tmp_path / "model.safetensors"))
+    loaded = load_original_state_dict(tmp_path)
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_config_from_shapes_alone_when_config_json_has_no_llm_fields(synthetic):
+    from videopanda.convert_checkpoint import config_from_original
+
+    config = config_from_original({"num_attention_heads": 4, "num_key_value_heads": 2}, synthetic["state"])
+    assert (config.text_config.hidden_size, config.text_config.num_hidden_layers) == (96, 2)
+    assert config.text_config.intermediate_size == 192 and config.text_config.vocab_size == 32064
+    assert (config.vision_hidden_size, config.patch_size, config.projector_type) == (64, 14, "mlp2x_gelu")

@@ -126,8 +126,9 @@ def _first_present(state_dict: dict, *keys: str) -> torch.Tensor | None:
 def config_from_original(original_config: dict, state_dict: dict[str, torch.Tensor], **overrides) -> VideoPandaConfig:
     """Build the target config from an original `config.json` (LLaVA-style) and the checkpoint's tensor shapes.
 
-    The LLM shape comes from `config.json`; the STAB width, patch size and projector type are read from the tensors
-    (they are exact there); everything else keeps the paper defaults. The vocabulary is padded to a multiple of 64
+    The LLM shape comes from `config.json` (layer count and MLP width fall back to the tensors; head counts cannot be
+    read from shapes); the STAB width, patch size and projector type are read from the tensors (they are exact there);
+    everything else keeps the paper defaults. The vocabulary is padded to a multiple of 64
     that has a row for `video_token_id`, as the original adds no `<video>` token (it splices features at id -200).
     """
     text_config = {key: original_config[key] for key in _TEXT_CONFIG_FIELDS if original_config.get(key) is not None}
@@ -138,6 +139,12 @@ def config_from_original(original_config: dict, state_dict: dict[str, torch.Tens
         text_config.setdefault("hidden_size", embed.shape[1])
     elif "vocab_size" in original_config:
         text_config["vocab_size"] = original_config["vocab_size"]
+    layers = {int(key.split(".")[2]) for key in state_dict if key.startswith("model.layers.")}
+    if layers and "num_hidden_layers" not in text_config:
+        text_config["num_hidden_layers"] = max(layers) + 1
+    up = _first_present(state_dict, "model.layers.0.mlp.up_proj.weight")
+    if up is not None and "intermediate_size" not in text_config:
+        text_config["intermediate_size"] = up.shape[0]
     kwargs: dict = {}
     class_embedding = _first_present(state_dict, "model.video_tower.class_embedding", "model.vision_tower.class_embedding")
     if class_embedding is not None:
