@@ -116,13 +116,7 @@ class VideoPandaVisionTower(nn.Module):
 
         boxes = crop_boxes(patch_valid, self.padded_frame_crop)
         grids = boxes[:, 2:] // self.window
-        if bool((grids == 0).any()):
-            frame = int((grids == 0).any(dim=1).nonzero()[0])
-            raise ValueError(
-                f"frame {frame} has a valid region of {boxes[frame, 2:].tolist()} patches, smaller than one "
-                f"{self.window}x{self.window} LSD window: the validity mask (channel 3) leaves no token."
-            )
-        frame_groups = self._group_frames(grids)
+        frame_groups = self._group_frames(boxes.tolist(), patches.device)  # the one host sync: crop sizes
         grid_tokens, frame_class = self._spatial(features.permute(0, 2, 3, 1), boxes, frame_groups, fast)
         class_tokens = self._fuse_class_tokens(frame_class, chunk_class, frame_chunk)
         pre_projector, projected, counts_per_frame = self._layout_and_project(
@@ -188,8 +182,9 @@ class VideoPandaVisionTower(nn.Module):
     def _spatio_temporal(self, patches, counts, fast):
         """LSTE, the dense connection and GSTRA on each temporal chunk of every video (``num_frames > 1``).
 
-        Returns the features to crop ``(N, d, gh, gw)``, the GSTRA vector of each chunk ``(chunks, d)`` (or None) and
-        each frame's chunk index (-1 for images).
+        Chunks of equal length (all of them, for 8-frame videos) run as one batch. Returns the features to crop
+        ``(N, d, gh, gw)``, the GSTRA vector of each chunk ``(chunks, d)`` (or None) and, per frame, the index of its
+        chunk (-1 for images) as a Python list.
         """
         starts, lengths, frame_chunk, first = [], [], [], 0
         for count in counts:
@@ -202,40 +197,42 @@ class VideoPandaVisionTower(nn.Module):
             else:
                 frame_chunk.append(-1)
                 first += 1
-        frame_chunk = torch.tensor(frame_chunk, device=patches.device)
         if not starts or (self.temporal_encoding is None and self.temporal_aggregation is None):
             return patches, None, frame_chunk
 
+        device = patches.device
         features = patches.clone() if self.temporal_encoding is not None else patches
-        chunk_class = (
-            patches.new_empty(len(starts), patches.shape[1]) if self.temporal_aggregation is not None else None
-        )
-        starts_t, lengths_t = torch.tensor(starts), torch.tensor(lengths)
+        chunk_class = None
+        if self.temporal_aggregation is not None:
+            chunk_class = patches.new_empty(len(starts), patches.shape[1])
         for length in sorted(set(lengths)):
-            chunk_ids = (lengths_t == length).nonzero()[:, 0]
-            frame_ids = (starts_t[chunk_ids].unsqueeze(1) + torch.arange(length)).to(patches.device)
+            chunk_ids = [index for index, size in enumerate(lengths) if size == length]
+            frame_ids = torch.tensor([starts[index] for index in chunk_ids], device=device)[:, None] + torch.arange(
+                length, device=device
+            )
             clips = patches[frame_ids].transpose(1, 2)  # (chunks, d, length, gh, gw)
             encoded = self.temporal_encoding(clips) if self.temporal_encoding is not None else clips
             if self.temporal_aggregation is not None:
                 tokens = encoded.flatten(2).transpose(1, 2)  # every position of the chunk, padded ones included
-                chunk_class[chunk_ids.to(patches.device)] = self.temporal_aggregation(tokens, fast=fast)
+                chunk_class[torch.tensor(chunk_ids, device=device)] = self.temporal_aggregation(tokens, fast=fast)
             if self.temporal_encoding is not None:
                 # Dense connection: LSTE output plus the patch embedding once more.
                 features[frame_ids.flatten()] = (encoded + clips).transpose(1, 2).flatten(0, 1)
         return features, chunk_class, frame_chunk
 
     # ------------------------------------------------------------------------------------------- LSD + FSRA
-    @staticmethod
-    def _group_frames(grids):
+    def _group_frames(self, boxes: list, device):
         """``[((h, w), frame_ids), ...]``: frames that share an LSD grid shape, in order of first appearance."""
-        keys = grids[:, 0] * (int(grids[:, 1].max()) + 1) + grids[:, 1]
-        unique_keys, inverse = torch.unique(keys, return_inverse=True)
-        groups = []
-        for index in range(len(unique_keys)):
-            frame_ids = (inverse == index).nonzero()[:, 0]
-            h, w = grids[frame_ids[0]].tolist()
-            groups.append(((h, w), frame_ids))
-        return groups
+        groups: dict[tuple[int, int], list[int]] = {}
+        for frame, (_, _, height, width) in enumerate(boxes):
+            grid = (height // self.window, width // self.window)
+            if 0 in grid:
+                raise ValueError(
+                    f"frame {frame} has a valid region of {height}x{width} patches, smaller than one "
+                    f"{self.window}x{self.window} LSD window: the validity mask (channel 3) leaves no token."
+                )
+            groups.setdefault(grid, []).append(frame)
+        return [(grid, torch.tensor(frames, device=device)) for grid, frames in groups.items()]
 
     def _spatial(self, features, boxes, frame_groups, fast):
         """Crop each frame's valid region, run LSD and FSRA per grid-shape group.
@@ -257,11 +254,11 @@ class VideoPandaVisionTower(nn.Module):
         """Video frames: fuse the FSRA class token with their chunk's GSTRA vector; images keep the FSRA token."""
         if chunk_class is None or self.class_fusion is None:
             return frame_class
-        video_frames = (frame_chunk >= 0).nonzero()[:, 0]
+        video_frames = [frame for frame, chunk in enumerate(frame_chunk) if chunk >= 0]
+        chunks = torch.tensor([frame_chunk[frame] for frame in video_frames], device=frame_class.device)
+        video_frames = torch.tensor(video_frames, device=frame_class.device)
         class_tokens = frame_class.clone()
-        class_tokens[video_frames] = self.class_fusion(
-            chunk_class[frame_chunk[video_frames]], frame_class[video_frames]
-        )
+        class_tokens[video_frames] = self.class_fusion(chunk_class[chunks], frame_class[video_frames])
         return class_tokens
 
     # --------------------------------------------------------------------------------------- layout + projector
@@ -270,7 +267,7 @@ class VideoPandaVisionTower(nn.Module):
         per group and the constant ``<row>`` token once; the reference path projects the laid-out matrix."""
         counts = tokens_per_frame(grids)
         offsets = counts.cumsum(0) - counts
-        total = int(counts.sum())
+        total = sum(len(frame_ids) * (1 + h * (w + 1)) for (h, w), frame_ids in frame_groups)
         pre_projector = class_tokens.new_empty(total, class_tokens.shape[-1])
         projected = None
         if fast:
