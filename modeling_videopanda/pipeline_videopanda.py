@@ -164,7 +164,8 @@ class VideoTextToTextPipeline(Pipeline):
         if _is_chat(inputs):
             return _Request(list(inputs))
         if isinstance(inputs, dict):
-            return _Request(_single_turn(inputs.get("video", inputs.get("videos")), inputs.get("text")))
+            video = inputs.get("video", inputs.get("videos"))
+            return _Request(_single_turn(video, inputs.get("text")), plain=True)
         return _Request(_single_turn(inputs if inputs is not None else video, text), plain=True)
 
     def _requests(self, inputs, video, text) -> list | None:
