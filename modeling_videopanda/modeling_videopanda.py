@@ -344,6 +344,15 @@ class VideoPandaModel(VideoPandaPreTrainedModel):
             video_token_mask = special_video_mask.squeeze(-1)
         elif video_grids is not None:
             raise ValueError("video_grids was given without pixel_values_videos (or mm_encoder_outputs['video']).")
+        elif (
+            input_ids is not None
+            and (past_key_values is None or past_key_values.get_seq_length() == 0)
+            and bool((input_ids == self.config.video_token_id).any())
+        ):
+            logger.warning_once(
+                f"The input has <video> placeholder tokens (id {self.config.video_token_id}) but no "
+                "pixel_values_videos: they are embedded as ordinary tokens."
+            )
 
         outputs = self.language_model(
             attention_mask=attention_mask,
