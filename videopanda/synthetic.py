@@ -224,7 +224,8 @@ def make_clip(question_type: str, answer_index: int, rng: np.random.Generator, c
         second = str(rng.choice([c for c in COLOURS if c != first]))
         radii = [rng.uniform(size / 8, size / 5) for _ in range(2)]
         (c1, c2) = _place_apart(rng, size, radii)
-        appear = int(rng.integers(2, frames_n - 2))  # the second object appears mid-clip and stays
+        low = max(1, frames_n // 4)  # the second object appears mid-clip (frames 2..5 of 8) and stays
+        appear = int(rng.integers(low, max(low + 1, frames_n - frames_n // 4)))
         objects = [
             dict(colour=first, shape=str(rng.choice(SHAPES)), radius=radii[0], centres=_static(*c1, frames_n), visible_from=0),
             dict(colour=second, shape=str(rng.choice(SHAPES)), radius=radii[1], centres=_static(*c2, frames_n),
