@@ -7,6 +7,7 @@ falls back to one sequential pass that counts frames.
 """
 
 import bisect
+import itertools
 import logging
 import math
 import os
@@ -72,22 +73,42 @@ def _to_rgb(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def _seek_at_or_before(container, stream, index: _PacketIndex, target_pts: int, max_tries: int = 4):
+    """Seek to the last keyframe at or before ``target_pts`` and return a frame iterator starting there.
+
+    Some containers (MPEG program streams) seek by byte estimate and can land after the target; then step back one
+    keyframe at a time. Returns ``None`` when no tried seek lands at or before the target.
+    """
+    k = bisect.bisect_right(index.keyframes, target_pts) - 1
+    candidates = [index.keyframes[i] for i in range(k, max(-1, k - max_tries), -1)] if k >= 0 else []
+    candidates.append(min(index.pts[0], 0))  # the very start: rewinding works even where seeking is approximate
+    for keyframe in candidates:
+        container.seek(keyframe, stream=stream, backward=True, any_frame=False)
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is not None and first.pts is not None and first.pts <= target_pts:
+            return itertools.chain([first], frames)
+    return None
+
+
 def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int], transform) -> dict[int, object]:
-    """Frames for the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us."""
+    """Frames for the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us.
+
+    Returns what it found; the caller falls back to a sequential decode when something is missing.
+    """
     by_pts = {index.pts[i]: i for i in wanted}
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, object] = {}
     position = None  # pts of the last decoded frame
     frames = None
     for target in wanted:
         target_pts = index.pts[target]
         k = bisect.bisect_right(index.keyframes, target_pts) - 1
         keyframe = index.keyframes[k] if k >= 0 else index.pts[0]
-        must_seek = frames is None or position is None or keyframe > position
-        if must_seek and not (frames is None and keyframe <= index.pts[0]):
-            container.seek(keyframe, stream=stream, backward=True, any_frame=False)
-            frames = container.decode(stream)
-        elif frames is None:
-            frames = container.decode(stream)
+        # The packet scan left the container at the end, so the first target always seeks.
+        if frames is None or position is None or keyframe > position:
+            frames = _seek_at_or_before(container, stream, index, target_pts)
+            if frames is None:
+                return found
         for frame in frames:
             if frame.pts is None:
                 return found  # timestamps vanished: let the caller fall back

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from videopanda.processing.video_decoding_videopanda import VideoDecodeError, _decode_sequentially, decode_video
+from videopanda.processing.video_decoding_videopanda import (
+    VideoDecodeError,
+    _decode_by_seeking,
+    _decode_sequentially,
+    _PacketIndex,
+    decode_video,
+)
 from videopanda.processing.video_processing_videopanda import VideoPandaVideoProcessor
 
 from videopanda.testing import make_video, moving_square_frames, write_video
@@ -49,6 +55,14 @@ def assert_seeking_equals_sequential(path, expected_indices=None):
     reference, _ = _decode_sequentially(str(path), set(metadata.frames_indices), lambda rgb: rgb)
     for index, frame in zip(metadata.frames_indices, frames):
         assert np.array_equal(frame, reference[index]), f"frame {index} of {path} differs from a sequential decode"
+    # The seeking decoder found every frame by itself (no sequential fallback was needed).
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        index = _PacketIndex(container, stream, str(path))
+        sought = _decode_by_seeking(container, stream, index, sorted(set(metadata.frames_indices)), lambda rgb: rgb)
+    assert sorted(sought) == sorted(set(metadata.frames_indices))
+    for i, frame in sought.items():
+        assert np.array_equal(frame, reference[i])
     return frames, metadata
 
 
@@ -76,7 +90,10 @@ def test_mpeg2_program_stream_without_frame_count():
 
 
 def test_gifs(processor, fixtures_dir):
-    out = processor(str(_kivy_file("widgets/sequenced_images/data/images/simple_cv_joint_animated.gif")))
+    gif = _kivy_file("widgets/sequenced_images/data/images/simple_cv_joint_animated.gif")
+    assert_seeking_equals_sequential(gif)
+    assert_seeking_equals_sequential(fixtures_dir / "dispose_none.gif", [0, 1, 2, 3, 4])
+    out = processor(str(gif))
     assert out["pixel_values_videos"].shape[:2] == (1, 8)
     # 5 frames at 1 fps: every frame, then the original's three all-zero frames.
     out = processor(str(fixtures_dir / "dispose_none.gif"), return_metadata=True)
