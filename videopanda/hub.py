@@ -158,27 +158,39 @@ def _relative_imports(path: Path) -> list[str]:
     return modules
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
 def _auto_maps(folder: Path) -> dict[str, str]:
-    """Every `auto_map` entry of the folder's JSON files (config, processor, video processor, tokenizer)."""
+    """The `auto_map` entries transformers will read: the model's from config.json, the processor's from
+    processor/tokenizer configs, the video processor's from its (possibly nested) config."""
+    processor_config = _read_json(folder / "processor_config.json")
+    video_config = processor_config.get("video_processor")
+    sources = {
+        ("AutoConfig", "AutoModel", "AutoModelForImageTextToText", "AutoModelForMultimodalLM"): [
+            _read_json(folder / "config.json")
+        ],
+        ("AutoProcessor",): [
+            processor_config,
+            _read_json(folder / "tokenizer_config.json"),
+            _read_json(folder / "preprocessor_config.json"),
+        ],
+        ("AutoVideoProcessor",): [
+            video_config if isinstance(video_config, dict) else {},
+            _read_json(folder / "video_preprocessor_config.json"),
+        ],
+    }
     found = {}
-
-    def collect(value):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "auto_map" and isinstance(item, dict):
-                    for auto, reference in item.items():
-                        references = reference if isinstance(reference, (list, tuple)) else [reference]
-                        for ref in references:
-                            if ref:
-                                found.setdefault(auto, ref)
-                else:
-                    collect(item)
-
-    for path in folder.glob("*.json"):
-        try:
-            collect(json.loads(path.read_text()))
-        except json.JSONDecodeError:
-            continue
+    for autos, configs in sources.items():
+        for config in configs:
+            for auto, reference in (config.get("auto_map") or {}).items():
+                reference = reference[0] if isinstance(reference, (list, tuple)) else reference
+                if auto in autos and reference:
+                    found.setdefault(auto, reference)
     return found
 
 
