@@ -134,7 +134,7 @@ class DistillationTrainerMixin:
         """Record the `VideoPandaModel` output of the next forward (TRL's fused LM head never returns it)."""
         captured = {}
         backbone = core_model(model).model
-        handle = backbone.register_forward_hook(lambda module, args, output: captured.__setitem__("out", output))
+        handle = backbone.register_forward_hook(lambda module, args, output: captured.setdefault("out", output))
         try:
             yield captured
         finally:
@@ -187,7 +187,7 @@ class DistillationTrainerMixin:
     def _accumulate(self, key, value):
         value = value.detach().float()
         if not self._global_scaled:
-            value = value / self.current_gradient_accumulation_steps
+            value = value / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         self._accumulated[key] = value if self._accumulated[key] is None else self._accumulated[key] + value
 
     def _pop_teacher_inputs(self, inputs: dict) -> dict:

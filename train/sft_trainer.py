@@ -43,9 +43,10 @@ class VideoPandaSFTTrainer(DistillationTrainerMixin, SFTTrainer):
             inputs["output_hidden_states"] = True
         scale = self.accelerator.num_processes if (
             num_items_in_batch is not None and self.args.average_tokens_across_devices) else 1
-        with self._capture_backbone(model) as captured:
-            result = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        token_loss, outputs = result
+        with self._capture_backbone(model) as captured:  # keeps the first backbone output of this call
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                          num_items_in_batch=num_items_in_batch)
+        token_loss, outputs = result if return_outputs else (result, None)
         lm_loss = token_loss / scale  # TRL already multiplied by the number of processes; undo, then redo once
         loss = self._combine_losses(model, lm_loss, captured.get("out"), teacher_inputs, inputs.get("video_grids"),
                                     num_items_in_batch)
