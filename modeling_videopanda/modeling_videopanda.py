@@ -246,7 +246,9 @@ class VideoPandaModel(VideoPandaPreTrainedModel):
         tower_outputs = self.video_tower(pixel_values_videos, num_frames=frames)
         if frames is None:
             frames = torch.full(
-                (pixel_values_videos.shape[0],), pixel_values_videos.shape[1], dtype=torch.long,
+                (pixel_values_videos.shape[0],),
+                pixel_values_videos.shape[1],
+                dtype=torch.long,
                 device=pixel_values_videos.device,
             )
         frame_video = torch.repeat_interleave(torch.arange(len(frames), device=frames.device), frames)

@@ -17,9 +17,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
+from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
 
 from videopanda.convert_checkpoint import convert_checkpoint, load_original_state_dict, main
-from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VIDEO = 32000
@@ -38,8 +38,14 @@ def original_llm(hidden_size: int) -> LlamaForCausalLM:
     """The LLM part of the original checkpoint: a random 2-layer Llama with weights large enough to matter."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=VICUNA_ROWS, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
+        vocab_size=VICUNA_ROWS,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
     )
     llm = LlamaForCausalLM(config)
     with torch.no_grad():
@@ -79,9 +85,9 @@ def original_state_dict(tensors: dict, llm: LlamaForCausalLM) -> dict:
     state = {key: value for key, value in tensors.items() if not key.startswith("cases.")}
     for key in list(state):  # aliases: the same module objects under a second name
         if key.startswith("model.video_tower."):
-            state["model.vision_tower." + key[len("model.video_tower."):]] = state[key]
+            state["model.vision_tower." + key[len("model.video_tower.") :]] = state[key]
         elif key.startswith("model.video_projector."):
-            state["model.mm_projector." + key[len("model.video_projector."):]] = state[key]
+            state["model.mm_projector." + key[len("model.video_projector.") :]] = state[key]
     state.update(llm.state_dict())
     d, llm_width = tensors["model.video_tower.class_embedding"].shape[0], llm.config.hidden_size
     generator = torch.Generator().manual_seed(1)
@@ -126,7 +132,9 @@ def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("original")
     for fmt in ("bin", "safetensors"):
         write_sharded(state, root / fmt, fmt)
-        (root / fmt / "config.json").write_text(json.dumps(original_config_json(llm.config, meta["config"]["stab_hidden_size"])))
+        (root / fmt / "config.json").write_text(
+            json.dumps(original_config_json(llm.config, meta["config"]["stab_hidden_size"]))
+        )
     return {"meta": meta, "tensors": tensors, "llm": llm, "state": state, "root": root}
 
 
@@ -162,7 +170,7 @@ def test_writes_a_complete_save_pretrained_folder(converted):
 def test_every_llm_tensor_lands_where_it_should(synthetic, converted):
     ours = converted["model"].state_dict()
     for key, value in synthetic["llm"].state_dict().items():
-        target = "model.language_model." + key[len("model."):] if key.startswith("model.") else key
+        target = "model.language_model." + key[len("model.") :] if key.startswith("model.") else key
         if key in ("model.embed_tokens.weight", "lm_head.weight"):
             assert torch.equal(ours[target][:VICUNA_ROWS], value), key
             torch.testing.assert_close(ours[target][VICUNA_ROWS:], value.mean(0).expand(64, -1), rtol=0, atol=1e-6)
@@ -176,9 +184,12 @@ def test_every_stab_tensor_is_used_once(synthetic, converted):
         value.numel()
         for key, value in synthetic["tensors"].items()
         if key.startswith(("model.video_tower.", "model.video_projector."))
-        and ".lmhra2." not in key and not key.endswith("num_batches_tracked")
+        and ".lmhra2." not in key
+        and not key.endswith("num_batches_tracked")
     )
-    ours = sum(value.numel() for key, value in converted["model"].state_dict().items() if key.startswith("model.video_tower."))
+    ours = sum(
+        value.numel() for key, value in converted["model"].state_dict().items() if key.startswith("model.video_tower.")
+    )
     assert ours == original
 
 
@@ -215,8 +226,13 @@ def test_report_names_dropped_and_unmapped_keys(synthetic, converted, caplog):
     dropped = {key for keys in report.dropped.values() for key in keys}
     state = synthetic["state"]
     for key in state:
-        if key.startswith(("model.vision_tower.", "model.mm_projector.", "model.video_tower_compressor.",
-                           "model.video_teacher.")) or ".lmhra2." in key or key.endswith("inv_freq"):
+        if (
+            key.startswith(
+                ("model.vision_tower.", "model.mm_projector.", "model.video_tower_compressor.", "model.video_teacher.")
+            )
+            or ".lmhra2." in key
+            or key.endswith("inv_freq")
+        ):
             assert key in dropped, key
     assert report.unmapped == [UNKNOWN_KEY]
     with caplog.at_level(logging.WARNING, logger="videopanda.convert_checkpoint"):

@@ -32,7 +32,9 @@ def test_greedy_generate_equals_argmax_loop_without_cache(model):
     pixels = video_pixels(4, seed=11)[None]
     ids = torch.tensor([[1, 319, *([VIDEO] * 4 * frame_token_count(4, 4)), 1724, 338]])
     with torch.no_grad():
-        generated = model.generate(input_ids=ids, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS, do_sample=False)
+        generated = model.generate(
+            input_ids=ids, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS, do_sample=False
+        )
     assert generated.shape == (1, ids.shape[1] + NEW_TOKENS)
     assert torch.equal(generated, argmax_loop(model, ids, pixels))
 
@@ -42,7 +44,9 @@ def test_video_inputs_reach_the_model_at_prefill_only(model):
     `pixel_values_videos`, `video_grids` and `mm_encoder_outputs` are all in its drop-after-prefill list."""
     from transformers.generation.utils import MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL
 
-    assert {"pixel_values_videos", "video_grids", "mm_encoder_outputs"} <= set(MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL)
+    assert {"pixel_values_videos", "video_grids", "mm_encoder_outputs"} <= set(
+        MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL
+    )
     pixels = video_pixels(4, seed=12)[None]
     grids = torch.tensor([[4, 4, 4]])
     ids = torch.tensor([[1, *([VIDEO] * 4 * frame_token_count(4, 4)), 338]])
@@ -81,11 +85,16 @@ def test_left_padded_batch_of_two_videos_equals_single_runs(model):
     mask = torch.tensor([[1] * len(first), [0] * pad + [1] * len(second)])
     pixels = torch.stack([long_video, landscape])
     with torch.no_grad():
-        batch = model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS,
-                               do_sample=False)
+        batch = model.generate(
+            input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS, do_sample=False
+        )
         alone = [
-            model.generate(input_ids=torch.tensor([row]), pixel_values_videos=video[None], max_new_tokens=NEW_TOKENS,
-                           do_sample=False)[0]
+            model.generate(
+                input_ids=torch.tensor([row]),
+                pixel_values_videos=video[None],
+                max_new_tokens=NEW_TOKENS,
+                do_sample=False,
+            )[0]
             for row, video in ((first, long_video), (second, landscape))
         ]
     assert torch.equal(batch[0], alone[0])
@@ -105,7 +114,10 @@ def test_generate_with_an_image_and_a_video_in_one_batch(model):
         batch = model.generate(
             input_ids=torch.tensor([first, [0] * pad + second]),
             attention_mask=torch.tensor([[1] * len(first), [0] * pad + [1] * len(second)]),
-            pixel_values_videos=pixels, video_grids=grids, max_new_tokens=NEW_TOKENS, do_sample=False,
+            pixel_values_videos=pixels,
+            video_grids=grids,
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
         )
     image_alone = argmax_loop(model, torch.tensor([second]), image[None], torch.tensor([[1, 4, 4]]))
     assert torch.equal(batch[1, pad:], image_alone[0])
@@ -122,9 +134,12 @@ def test_beam_search_with_several_returns_per_prompt_equals_single_runs(model):
         batch = model.generate(
             input_ids=torch.tensor([first, [0] * pad + second]),
             attention_mask=torch.tensor([[1] * len(first), [0] * pad + [1] * len(second)]),
-            pixel_values_videos=torch.stack([first_video, second_video]), **settings,
+            pixel_values_videos=torch.stack([first_video, second_video]),
+            **settings,
         )
         alone_first = model.generate(input_ids=torch.tensor([first]), pixel_values_videos=first_video[None], **settings)
-        alone_second = model.generate(input_ids=torch.tensor([second]), pixel_values_videos=second_video[None], **settings)
+        alone_second = model.generate(
+            input_ids=torch.tensor([second]), pixel_values_videos=second_video[None], **settings
+        )
     assert torch.equal(batch[:2], alone_first)
     assert torch.equal(batch[2:, pad:], alone_second)

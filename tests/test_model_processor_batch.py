@@ -40,4 +40,4 @@ def test_left_padded_processor_batch_equals_single_conversations(tiny_processor)
         single = tiny_processor.apply_chat_template([single_conversation], **kwargs)
         with torch.no_grad():
             alone = model.generate(**single, max_new_tokens=NEW_TOKENS, do_sample=False)
-        assert torch.equal(generated[row, prompt_length:], alone[0, single["input_ids"].shape[1]:]), row
+        assert torch.equal(generated[row, prompt_length:], alone[0, single["input_ids"].shape[1] :]), row

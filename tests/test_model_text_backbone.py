@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
-
 from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
+
 from videopanda.testing import tiny_config, tiny_model, tiny_text_config
 
 CACHE_ROOT = Path(os.environ.get("VIDEOPANDA_TEST_CACHE", Path.home() / ".cache" / "videopanda-tests"))

@@ -146,7 +146,9 @@ def config_from_original(original_config: dict, state_dict: dict[str, torch.Tens
     if up is not None and "intermediate_size" not in text_config:
         text_config["intermediate_size"] = up.shape[0]
     kwargs: dict = {}
-    class_embedding = _first_present(state_dict, "model.video_tower.class_embedding", "model.vision_tower.class_embedding")
+    class_embedding = _first_present(
+        state_dict, "model.video_tower.class_embedding", "model.vision_tower.class_embedding"
+    )
     if class_embedding is not None:
         kwargs["vision_hidden_size"] = class_embedding.shape[-1]
     patch = _first_present(
@@ -157,12 +159,20 @@ def config_from_original(original_config: dict, state_dict: dict[str, torch.Tens
     reduced = _first_present(
         state_dict, "model.video_tower.lmhra1.pos_embed.1.weight", "model.vision_tower.lmhra1.pos_embed.1.weight"
     )
-    if reduced is not None and class_embedding is not None and reduced.shape[0] != int(class_embedding.shape[-1] // 1.5):
+    if (
+        reduced is not None
+        and class_embedding is not None
+        and reduced.shape[0] != int(class_embedding.shape[-1] // 1.5)
+    ):
         kwargs["lste_reduction"] = class_embedding.shape[-1] / reduced.shape[0]
     projector_type = original_config.get("mm_projector_type")
-    if projector_type is None and any(k.startswith(("model.video_projector.2.", "model.mm_projector.2.")) for k in state_dict):
+    if projector_type is None and any(
+        k.startswith(("model.video_projector.2.", "model.mm_projector.2.")) for k in state_dict
+    ):
         projector_type = "mlp2x_gelu"
-    if projector_type is None and any(k.startswith(("model.video_projector.", "model.mm_projector.")) for k in state_dict):
+    if projector_type is None and any(
+        k.startswith(("model.video_projector.", "model.mm_projector.")) for k in state_dict
+    ):
         projector_type = "linear"
     if projector_type is not None:
         kwargs["projector_type"] = projector_type
