@@ -243,6 +243,7 @@ def train(args) -> Path:
         (output_dir / "training_recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         (output_dir / STAGE_FILE).write_text(json.dumps({"stage": recipe.stage, "started_from": args.model}))
         report.save(output_dir / "data_report.json")
+        (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
         logger.info("Stage %d done: %s. Data: %s", recipe.stage, output_dir, report.summary())
     return output_dir
 
