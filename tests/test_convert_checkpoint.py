@@ -316,3 +316,55 @@ def test_config_from_shapes_alone_when_config_json_has_no_llm_fields(synthetic):
     assert (config.text_config.hidden_size, config.text_config.num_hidden_layers) == (96, 2)
     assert config.text_config.intermediate_size == 192 and config.text_config.vocab_size == 32064
     assert (config.vision_hidden_size, config.patch_size, config.projector_type) == (64, 14, "mlp2x_gelu")
+
+
+def test_full_size_original_layout_fits_the_paper_configuration():
+    """The released 7B layout (STAB/projector/compressor keys of full_size_keys.json + Vicuna-7B), as meta tensors:
+    the derived config is the paper's, and every weight of the model gets exactly one source of the right shape."""
+    from videopanda.conversion import convert_original_state_dict
+    from videopanda.convert_checkpoint import _check_against_model, config_from_original
+
+    def meta(*shape, dtype=torch.float16):
+        return torch.empty(shape, device="meta", dtype=dtype)
+
+    listing = json.loads((FIXTURES / "full_size_keys.json").read_text())
+    state = {
+        entry["key"]: meta(*entry["shape"], dtype=torch.int64 if entry["dtype"] == "int64" else torch.float16)
+        for module in listing["modules"].values()
+        for group in module["groups"].values()
+        for entry in group["keys"]
+    }
+    hidden, mlp, layers, rows = 4096, 11008, 32, 32000
+    state.update({"model.embed_tokens.weight": meta(rows, hidden), "lm_head.weight": meta(rows, hidden)})
+    state["model.norm.weight"] = meta(hidden)
+    for layer in range(layers):
+        prefix = f"model.layers.{layer}."
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            state[f"{prefix}self_attn.{name}.weight"] = meta(hidden, hidden)
+        state.update({f"{prefix}mlp.{name}.weight": meta(mlp, hidden) for name in ("gate_proj", "up_proj")})
+        state[f"{prefix}mlp.down_proj.weight"] = meta(hidden, mlp)
+        state.update(
+            {f"{prefix}{name}.weight": meta(hidden) for name in ("input_layernorm", "post_attention_layernorm")}
+        )
+    llava_config = {
+        "hidden_size": hidden,
+        "intermediate_size": mlp,
+        "num_hidden_layers": layers,
+        "vocab_size": rows,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_hidden_size": 1024,
+    }
+
+    config = config_from_original(llava_config, state)
+    assert (config.vision_hidden_size, config.patch_size, config.lste_reduction) == (1024, 14, 1.5)
+    assert config.text_config.vocab_size == 32064 and config.video_token_id == 32000
+    converted, report = convert_original_state_dict(state, config)
+    assert not report.unmapped
+    with torch.device("meta"):
+        model = VideoPandaForConditionalGeneration(config)
+    _check_against_model(converted, model)  # raises on a missing, extra or mis-shaped weight
+    assert len(converted) == len(model.state_dict())
