@@ -327,6 +327,15 @@ class VideoPandaModel(VideoPandaPreTrainedModel):
         kwargs.pop("teacher_pixel_values_videos", None)
         if pixel_values_videos is not None and mm_encoder_outputs is not None:
             raise ValueError("Pass either pixel_values_videos or mm_encoder_outputs, not both.")
+        if (
+            isinstance(pixel_values_videos, torch.Tensor)
+            and pixel_values_videos.ndim > 0
+            and not len(pixel_values_videos)
+        ):
+            # A text-only batch from a collator that always emits the key: zero videos means no video.
+            if video_grids is not None and len(video_grids):
+                raise ValueError(f"video_grids has {len(video_grids)} rows but pixel_values_videos has no videos.")
+            pixel_values_videos = video_grids = None
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 

@@ -181,3 +181,16 @@ def test_loss_sums_over_num_items_in_batch_for_gradient_accumulation(model):
         mean = model(input_ids=ids, labels=ids).loss
         scaled = model(input_ids=ids, labels=ids, num_items_in_batch=torch.tensor(10)).loss
     torch.testing.assert_close(scaled, mean * (ids.shape[1] - 1) / 10, rtol=1e-5, atol=1e-6)
+
+
+def test_an_empty_video_tensor_means_a_text_only_batch(model):
+    ids = torch.tensor([prompt(0)])
+    with torch.no_grad():
+        text_only = model(input_ids=ids).logits
+        empty = model(
+            input_ids=ids,
+            pixel_values_videos=torch.zeros(0, 4, 4, 112, 112),
+            video_grids=torch.zeros(0, 3, dtype=torch.long),
+        )
+    torch.testing.assert_close(empty.logits, text_only, rtol=0, atol=0)
+    assert empty.video_hidden_states is None and empty.video_token_mask is None
