@@ -110,14 +110,14 @@ class VideoPandaVisionTower(nn.Module):
         counts = self._check_inputs(pixel_values_videos, num_frames)
         frames = self._select_frames(pixel_values_videos, counts).to(self.patch_embedding.weight.dtype)
 
-        patches = self.patch_embedding(frames[:, :3])  # (N, d, gh, gw)
+        patches = self._embed_patches(frames[:, :3], fast)  # channels-last (N, gh, gw, d)
         patch_valid = F.avg_pool2d(frames[:, 3:], self.patch_size)[:, 0] > 0
         features, chunk_class, frame_chunk = self._spatio_temporal(patches, counts, fast)
 
         boxes = crop_boxes(patch_valid, self.padded_frame_crop)
         grids = boxes[:, 2:] // self.window
         frame_groups = self._group_frames(boxes.tolist(), patches.device)  # the one host sync: crop sizes
-        grid_tokens, frame_class = self._spatial(features.permute(0, 2, 3, 1), boxes, frame_groups, fast)
+        grid_tokens, frame_class = self._spatial(features, boxes, frame_groups, fast)
         class_tokens = self._fuse_class_tokens(frame_class, chunk_class, frame_chunk)
         pre_projector, projected, counts_per_frame = self._layout_and_project(
             class_tokens, grid_tokens, grids, frame_groups, fast
@@ -178,12 +178,22 @@ class VideoPandaVisionTower(nn.Module):
         ).unsqueeze(1)
         return pixel_values_videos[keep]
 
+    def _embed_patches(self, pixels, fast):
+        """Patch embedding, channels-last ``(N, gh, gw, d)``. The fast path writes it as one matrix product over
+        non-overlapping patches (the same arithmetic as the stride-``patch_size`` convolution, already channels-last)."""
+        if not fast:
+            return self.patch_embedding(pixels).permute(0, 2, 3, 1)
+        frames, channels, height, width = pixels.shape
+        p = self.patch_size
+        patches = pixels.reshape(frames, channels, height // p, p, width // p, p).permute(0, 2, 4, 1, 3, 5)
+        return torch.matmul(patches.flatten(3), self.patch_embedding.weight.flatten(1).t())
+
     # ---------------------------------------------------------------------------------------- LSTE + GSTRA
     def _spatio_temporal(self, patches, counts, fast):
         """LSTE, the dense connection and GSTRA on each temporal chunk of every video (``num_frames > 1``).
 
-        Chunks of equal length (all of them, for 8-frame videos) run as one batch. Returns the features to crop
-        ``(N, d, gh, gw)``, the GSTRA vector of each chunk ``(chunks, d)`` (or None) and, per frame, the index of its
+        Chunks of equal length (all of them, for 8-frame videos) run as one batch. Returns the channels-last features
+        to crop ``(N, gh, gw, d)``, the GSTRA vector of each chunk ``(chunks, d)`` (or None) and, per frame, the index of its
         chunk (-1 for images) as a Python list.
         """
         starts, lengths, frame_chunk, first = [], [], [], 0
@@ -204,20 +214,20 @@ class VideoPandaVisionTower(nn.Module):
         features = patches.clone() if self.temporal_encoding is not None else patches
         chunk_class = None
         if self.temporal_aggregation is not None:
-            chunk_class = patches.new_empty(len(starts), patches.shape[1])
+            chunk_class = patches.new_empty(len(starts), patches.shape[-1])
         for length in sorted(set(lengths)):
             chunk_ids = [index for index, size in enumerate(lengths) if size == length]
             frame_ids = torch.tensor([starts[index] for index in chunk_ids], device=device)[:, None] + torch.arange(
                 length, device=device
             )
-            clips = patches[frame_ids].transpose(1, 2)  # (chunks, d, length, gh, gw)
-            encoded = self.temporal_encoding(clips) if self.temporal_encoding is not None else clips
+            clips = patches[frame_ids]  # (chunks, length, gh, gw, d)
+            encoded = self.temporal_encoding(clips, fast=fast) if self.temporal_encoding is not None else clips
             if self.temporal_aggregation is not None:
-                tokens = encoded.flatten(2).transpose(1, 2)  # every position of the chunk, padded ones included
+                tokens = encoded.flatten(1, 3)  # every position of the chunk, padded ones included
                 chunk_class[torch.tensor(chunk_ids, device=device)] = self.temporal_aggregation(tokens, fast=fast)
             if self.temporal_encoding is not None:
                 # Dense connection: LSTE output plus the patch embedding once more.
-                features[frame_ids.flatten()] = (encoded + clips).transpose(1, 2).flatten(0, 1)
+                features[frame_ids.flatten()] = (encoded + clips).flatten(0, 1)
         return features, chunk_class, frame_chunk
 
     # ------------------------------------------------------------------------------------------- LSD + FSRA

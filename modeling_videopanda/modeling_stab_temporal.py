@@ -6,6 +6,7 @@ names onto them.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 
@@ -28,8 +29,13 @@ class LocalSpatioTemporalEncoding(nn.Module):
 
     ``norm`` is BatchNorm3d (running statistics in eval), ``reduce``/``expand`` are 1x1x1 convolutions through a
     ``int(d // 1.5)`` bottleneck, ``temporal_conv`` a depthwise (3,1,1) convolution and ``position_conv`` the 3x3x3
-    depthwise dynamic position encoding. Input and output are ``(chunks, d, frames, grid_h, grid_w)``; it runs over the
-    whole padded patch grid, as in the original (padding pixels leak into border tokens through the convolutions).
+    depthwise dynamic position encoding. Input and output are channels-last ``(chunks, frames, grid_h, grid_w, d)``; it
+    runs over the whole padded patch grid, as in the original (padding pixels leak into border tokens through the
+    convolutions).
+
+    The fast path keeps the data channels-last: in eval the BatchNorm is folded into ``reduce``, the two 1x1x1 convs are
+    matrix products and the (3,1,1) depthwise conv is three shifted multiply-adds; the reference path calls the
+    convolution modules on a channels-first copy.
     """
 
     def __init__(self, hidden_size: int, bottleneck_size: int):
@@ -51,9 +57,33 @@ class LocalSpatioTemporalEncoding(nn.Module):
         init.zeros_(self.expand.bias)
         init.zeros_(self.position_conv.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x + self.expand(self.temporal_conv(self.reduce(self.norm(x))))
-        return y + self.position_conv(y)
+    def forward(self, x: torch.Tensor, fast: bool = True) -> torch.Tensor:
+        if not fast:
+            x = x.permute(0, 4, 1, 2, 3)
+            y = x + self.expand(self.temporal_conv(self.reduce(self.norm(x))))
+            return (y + self.position_conv(y)).permute(0, 2, 3, 4, 1)
+        y = x + self._bottleneck_fast(x)
+        position = F.conv3d(
+            y.permute(0, 4, 1, 2, 3), self.position_conv.weight, self.position_conv.bias, padding=1, groups=y.shape[-1]
+        )
+        return y + position.permute(0, 2, 3, 4, 1)
+
+    def _bottleneck_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """``expand(temporal_conv(reduce(norm(x))))`` on channels-last data, as matrix products."""
+        reduce_weight = self.reduce.weight.flatten(1)
+        if self.training:  # batch statistics: use the module
+            normed = self.norm(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
+            hidden = F.linear(normed, reduce_weight, self.reduce.bias)
+        else:  # running statistics: BatchNorm is an affine map, folded into the reduce weights
+            scale = self.norm.weight * torch.rsqrt(self.norm.running_var + self.norm.eps)
+            shift = self.norm.bias - self.norm.running_mean * scale
+            hidden = F.linear(x, reduce_weight * scale, self.reduce.bias + reduce_weight @ shift)
+        taps = self.temporal_conv.weight.view(-1, 3)  # (channels, 3): frames t-1, t, t+1
+        padded = F.pad(hidden, (0, 0, 0, 0, 0, 0, 1, 1))  # zero frame before and after the chunk
+        hidden = (
+            padded[:, :-2] * taps[:, 0] + padded[:, 1:-1] * taps[:, 1] + padded[:, 2:] * taps[:, 2]
+        ) + self.temporal_conv.bias
+        return F.linear(hidden, self.expand.weight.flatten(1), self.expand.bias)
 
 
 class QuickGELU(nn.Module):

@@ -75,15 +75,18 @@ def test_patch_embedding_and_lste_match_original(towers, case):
     with torch.no_grad():
         x = tower.patch_embedding(pixels[:, :3])
         if "patch_embed" in names:
-            torch.testing.assert_close(x, TENSORS[f"cases.{case}.inter.patch_embed"], atol=1e-10, rtol=0)
+            for fast in (True, False):
+                got = tower._embed_patches(pixels[:, :3], fast).permute(0, 3, 1, 2)
+                torch.testing.assert_close(got, TENSORS[f"cases.{case}.inter.patch_embed"], atol=1e-10, rtol=0)
         lste = tower.temporal_encoding
         for chunk in info.get("chunks") or []:
             clip = x[chunk].transpose(0, 1).unsqueeze(0)
             branch = lste.expand(lste.temporal_conv(lste.reduce(lste.norm(clip))))[0].transpose(0, 1)
             if "lmhra1" in names:
                 torch.testing.assert_close(branch, TENSORS[f"cases.{case}.inter.lmhra1"][chunk], atol=1e-10, rtol=0)
-            encoded = lste(clip)[0].transpose(0, 1)
-            torch.testing.assert_close(encoded, TENSORS[f"cases.{case}.inter.lste"][chunk], atol=1e-10, rtol=0)
+            for fast in (True, False):
+                encoded = lste(clip.permute(0, 2, 3, 4, 1), fast=fast)[0].permute(0, 3, 1, 2)
+                torch.testing.assert_close(encoded, TENSORS[f"cases.{case}.inter.lste"][chunk], atol=1e-10, rtol=0)
 
 
 def test_projector_of_pre_projector_is_expected(towers):
