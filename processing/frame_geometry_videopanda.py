@@ -106,12 +106,16 @@ def resize_and_pad(frame: np.ndarray, layout: FrameLayout, resample: int = Image
 def normalize_with_mask(
     padded: np.ndarray, mask: np.ndarray, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD
 ) -> torch.Tensor:
-    """``(S, S, 3)`` uint8 + ``(S, S)`` mask -> ``(4, S, S)`` float32: ``(x / 255 - mean) / std`` then the mask."""
-    pixels = torch.from_numpy(np.array(padded, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    pixels = (pixels - mean_t) / std_t
-    return torch.cat([pixels, torch.from_numpy(mask)[None]], dim=0)
+    """``(..., S, S, 3)`` uint8 + ``(..., S, S)`` mask -> ``(..., 4, S, S)`` float32: ``(x / 255 - mean) / std`` (in
+    float32, in that order, as the original) then the mask as channel 3. Works on one frame or a stack of frames."""
+    pixels = torch.tensor(np.asarray(padded), dtype=torch.uint8).movedim(-1, -3)
+    out = torch.empty(*pixels.shape[:-3], 4, *pixels.shape[-2:], dtype=torch.float32)
+    rgb = out[..., :3, :, :]
+    torch.div(pixels, 255.0, out=rgb)
+    rgb.sub_(torch.tensor(mean, dtype=torch.float32).view(3, 1, 1))
+    rgb.div_(torch.tensor(std, dtype=torch.float32).view(3, 1, 1))
+    out[..., 3, :, :] = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    return out
 
 
 def valid_token_grid(

@@ -243,29 +243,34 @@ class VideoPandaVideoProcessor(BaseVideoProcessor):
         done = {i: process_frame(_to_uint8_rgb(value[i], do_convert_rgb)) for i in sorted(set(indices))}
         return [done[i] for i in indices], metadata
 
-    def _process_frame(self, frame: np.ndarray, side: int, kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(H, W, 3)`` uint8 -> model frame ``(4, S, S)`` and, if asked, teacher frame ``(4, S/2, S/2)``."""
+    def _process_frame(self, frame: np.ndarray, side: int, kwargs) -> tuple:
+        """``(H, W, 3)`` uint8 -> the padded model frame ``(S, S, 3)`` uint8 and its mask, plus the same at half
+        size for the teacher if asked. Normalisation happens once per video in ``_assemble``."""
         resample = int(kwargs["resample"] if kwargs["resample"] is not None else PILImageResampling.BICUBIC)
-        mean = kwargs["image_mean"] if kwargs["do_normalize"] else (0.0, 0.0, 0.0)
-        std = kwargs["image_std"] if kwargs["do_normalize"] else (1.0, 1.0, 1.0)
         height, width = frame.shape[:2]
         layout = model_layout(width, height, side, kwargs["patch_size"])
-        student = normalize_with_mask(resize_and_pad(frame, layout, resample), layout.mask(), mean, std)
+        student = (resize_and_pad(frame, layout, resample), layout.mask())
         teacher = None
         if kwargs["return_teacher_inputs"]:
             layout = teacher_layout(width, height, side, kwargs["patch_size"])
-            teacher = normalize_with_mask(resize_and_pad(frame, layout, resample), layout.mask(), mean, std)
+            teacher = (resize_and_pad(frame, layout, resample), layout.mask())
         return student, teacher
 
     @staticmethod
     def _assemble(frames, num_zero: int, side: int, kwargs):
-        """Stack processed frames, append ``num_zero`` all-zero frames, and flip the whole video if augmenting."""
-        student = torch.zeros(len(frames) + num_zero, 4, side, side)
-        student[: len(frames)] = torch.stack([s for s, _ in frames])
-        teacher = None
-        if kwargs["return_teacher_inputs"]:
-            teacher = torch.zeros(len(frames) + num_zero, 4, side // 2, side // 2)
-            teacher[: len(frames)] = torch.stack([t for _, t in frames])
+        """Normalise the video's frames in one go, append ``num_zero`` all-zero frames, flip if augmenting."""
+        mean = kwargs["image_mean"] if kwargs["do_normalize"] else (0.0, 0.0, 0.0)
+        std = kwargs["image_std"] if kwargs["do_normalize"] else (1.0, 1.0, 1.0)
+
+        def stack(pairs, canvas):
+            video = torch.zeros(len(pairs) + num_zero, 4, canvas, canvas)
+            pixels = np.stack([padded for padded, _ in pairs])
+            masks = np.stack([mask for _, mask in pairs])
+            video[: len(pairs)] = normalize_with_mask(pixels, masks, mean, std)
+            return video
+
+        student = stack([s for s, _ in frames], side)
+        teacher = stack([t for _, t in frames], side // 2) if kwargs["return_teacher_inputs"] else None
         if kwargs["do_augment"] and bool(torch.rand(()) < 0.5):
             student = student.flip(-1)
             teacher = teacher.flip(-1) if teacher is not None else None
