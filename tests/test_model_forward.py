@@ -194,3 +194,25 @@ def test_an_empty_video_tensor_means_a_text_only_batch(model):
         )
     torch.testing.assert_close(empty.logits, text_only, rtol=0, atol=0)
     assert empty.video_hidden_states is None and empty.video_token_mask is None
+
+
+def test_a_fresh_model_initialises_the_stab_like_the_original():
+    """post_init runs the generic init and then every STAB stage's `init_like_original` (zero inits survive)."""
+    from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
+    from videopanda.testing import tiny_config
+
+    torch.manual_seed(0)
+    tower = VideoPandaForConditionalGeneration(tiny_config(vision_hidden_size=256)).model.video_tower
+    for zero in (
+        tower.temporal_encoding.expand.weight,
+        tower.temporal_encoding.expand.bias,
+        tower.temporal_encoding.position_conv.bias,
+        tower.temporal_aggregation.query,
+        tower.temporal_aggregation.out_proj.weight,
+        tower.temporal_aggregation.fc2.weight,
+        tower.class_fusion.balance,
+    ):
+        assert not zero.any()
+    for vector in (tower.row_embedding, tower.frame_aggregation.query):
+        assert abs(vector.std().item() - 256**-0.5) < 0.3 * 256**-0.5
+    assert tower.patch_embedding.weight.std() > 0 and tower.temporal_encoding.reduce.weight.std() > 0
