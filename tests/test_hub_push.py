@@ -150,3 +150,18 @@ def test_cli_dry_run_and_errors(saved, tmp_path, capsys):
 
     assert main([str(tmp_path / "missing"), "me/x", "--dry-run"]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_trainer_checkpoint_of_a_remote_code_model_is_complete(saved, tmp_path):
+    """What `Trainer(push_to_hub=True)` uploads is `save_model`'s folder: it keeps every remote-code file."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer, TrainingArguments
+
+    model = AutoModelForImageTextToText.from_pretrained(saved, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(saved, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules.")
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to=[], use_cpu=True)
+    trainer = Trainer(model=model, args=args, processing_class=processor)
+    trainer.save_model(str(tmp_path / "saved-by-trainer"))
+    written = {p.name for p in (tmp_path / "saved-by-trainer").iterdir()}
+    assert {p.name for p in saved.iterdir()} <= written
+    assert validate_folder(tmp_path / "saved-by-trainer", require_card=False) == []
