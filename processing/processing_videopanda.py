@@ -115,6 +115,7 @@ class VideoPandaProcessor(ProcessorMixin):
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
         """The run of placeholders for video ``video_idx`` (its ``video_grids`` frames, padding frames included)."""
         num_frames = int(video_inputs["video_grids"][video_idx][0])
+        kwargs.pop("num_frames", None)  # the sampling request (e.g. num_frames=4); the grid's count is what matters
         count = self.num_video_tokens(video_inputs["pixel_values_videos"][video_idx], num_frames, **kwargs)
         return self.video_token * count
 

@@ -61,6 +61,22 @@ def test_frames_array_as_video(parts):
     assert out[0]["generated_text"] == _direct(parts, frames, QUESTION)
 
 
+def test_frame_sampling_options_reach_the_video_processor(parts):
+    out = parts["pipe"](video=parts["clips"][0], text=QUESTION, max_new_tokens=4, num_frames=4)
+    messages = [
+        {"role": "user", "content": [{"type": "video", "path": parts["clips"][0]}, {"type": "text", "text": QUESTION}]}
+    ]
+    inputs = parts["processor"].apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        processor_kwargs={"num_frames": 4},
+    )
+    assert inputs["pixel_values_videos"].shape[1] == 4
+    with torch.no_grad():
+        sequences = parts["model"].generate(**inputs, max_new_tokens=4, do_sample=False)
+    expected = parts["processor"].decode(sequences[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert out[0]["generated_text"] == expected.strip()
+
+
 def test_chat_input_returns_the_continued_chat(parts):
     messages = [
         {"role": "user", "content": [{"type": "video", "path": parts["clips"][0]}, {"type": "text", "text": QUESTION}]}
