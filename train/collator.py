@@ -13,6 +13,7 @@ import logging
 import torch
 
 from .data import DataReport, to_messages
+from .teacher_cache import stack_cached_teacher_features
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class VideoPandaDataCollator:
 
     def _encode(self, conversations: list[list[dict]]) -> dict:
         processor_kwargs = {"padding": True, "padding_side": "right"}
-        if self.teacher_inputs:
+        if getattr(self, "_want_teacher_pixels", self.teacher_inputs):
             processor_kwargs["return_teacher_inputs"] = True
         return self.processor.apply_chat_template(
             conversations, tokenize=True, return_dict=True, return_tensors="pt",
@@ -65,6 +66,8 @@ class VideoPandaDataCollator:
         return kept
 
     def __call__(self, examples: list[dict]) -> dict:
+        cached = self.teacher_inputs and "teacher_features" in examples[0]
+        self._want_teacher_pixels = self.teacher_inputs and not cached
         conversations = [to_messages(example["turns"], example["video"]) for example in examples]
         try:
             batch = self._encode(conversations)
@@ -76,8 +79,11 @@ class VideoPandaDataCollator:
                 raise ValueError(
                     f"no sample of this batch is usable ({self.report.summary()}); see the data report."
                 ) from None
+            examples = [example for example, _ in kept]
             batch = self._encode([conversation for _, conversation in kept])
         batch = dict(batch)
+        if cached:
+            batch.update(stack_cached_teacher_features(examples, batch["pixel_values_videos"].shape[1]))
         assistant = batch.pop("assistant_masks", None)
         if assistant is None:
             raise ValueError("the processor returned no assistant_masks: its chat template needs {% generation %}.")

@@ -88,7 +88,7 @@ class DistillationTrainerMixin:
         self._distill_frames_in_batch = None
         self._accumulated = {"lm_loss": None, "distill_loss": None}
         self._global_scaled = True
-        self._loss_log_last_step = 0
+        self._loss_log_first_step = 0
         if self.distillation.enabled:
             hidden = teacher.hidden_size if teacher is not None else teacher_hidden_size
             if hidden is None and getattr(core_model(model), HEAD_ATTRIBUTE, None) is None:
@@ -185,6 +185,8 @@ class DistillationTrainerMixin:
         return loss
 
     def _accumulate(self, key, value):
+        if all(v is None for v in self._accumulated.values()):
+            self._loss_log_first_step = self.state.global_step  # the optimizer step being computed (also on resume)
         value = value.detach().float()
         if not self._global_scaled:
             value = value / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
@@ -196,7 +198,7 @@ class DistillationTrainerMixin:
     def _flush_loss_log(self) -> dict:
         """Global-batch means of ``lm_loss`` and ``distill_loss`` since the last log (gathered over processes)."""
         logs = {}
-        steps = self.state.global_step - self._loss_log_last_step
+        steps = self.state.global_step - self._loss_log_first_step
         for key, value in self._accumulated.items():
             present = torch.tensor(0.0 if value is None else 1.0, device=self.args.device)
             value = torch.zeros((), device=self.args.device) if value is None else value.to(self.args.device)
@@ -208,7 +210,6 @@ class DistillationTrainerMixin:
             if present.item() > 0 and steps > 0:
                 logs[key] = round(value.item() / steps, 6)
             self._accumulated[key] = None
-        self._loss_log_last_step = self.state.global_step
         return logs
 
     def log(self, logs, start_time=None):
@@ -251,6 +252,11 @@ class DistillationTrainerMixin:
             os.makedirs(output_dir, exist_ok=True)
             save_file({k: v.detach().contiguous().cpu() for k, v in head_state.items()},
                       os.path.join(output_dir, HEAD_FILE))
+
+    def _issue_warnings_after_load(self, load_result):
+        """The head lives in its own file (loaded next), so its keys are expected to be missing from the weights."""
+        load_result.missing_keys[:] = [k for k in load_result.missing_keys if f"{HEAD_ATTRIBUTE}." not in k]
+        super()._issue_warnings_after_load(load_result)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
