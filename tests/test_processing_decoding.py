@@ -271,3 +271,41 @@ def test_bad_arrays(processor):
         processor(42)
     with pytest.raises(ValueError, match="No video"):
         processor([])
+
+
+# --------------------------------------------------------------------------------------------------- fallbacks
+def test_missing_timestamps_fall_back_to_one_sequential_pass(monkeypatch, tmp_path):
+    import videopanda.processing.video_decoding_videopanda as decoding
+
+    path = make_video(tmp_path / "clip.mp4", num_frames=20)
+    expected, metadata = decode_video(path, _original)
+    original_init = decoding._PacketIndex.__init__
+
+    def without_timestamps(self, *args):
+        original_init(self, *args)
+        self.has_timestamps, self.pts, self.keyframes = False, None, []
+
+    monkeypatch.setattr(decoding._PacketIndex, "__init__", without_timestamps)
+    got, got_metadata = decode_video(path, _original)
+    assert got_metadata.frames_indices == metadata.frames_indices
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_an_index_announcing_too_many_frames_is_resampled_from_real_frames(monkeypatch, tmp_path):
+    """Like a broken AVI index (declared frames that do not exist): sample again from the frames that decode."""
+    import videopanda.processing.video_decoding_videopanda as decoding
+    from videopanda.processing.frame_sampling_videopanda import original_frame_indices
+
+    path = make_video(tmp_path / "clip.mp4", num_frames=20, fps=8)
+    original_init = decoding._PacketIndex.__init__
+
+    def inflated(self, *args):
+        original_init(self, *args)
+        self.total_frames += 60
+        self.has_timestamps, self.pts, self.keyframes = False, None, []
+
+    monkeypatch.setattr(decoding._PacketIndex, "__init__", inflated)
+    frames, metadata = decode_video(path, _original)
+    assert metadata.total_num_frames == 20
+    assert metadata.frames_indices == original_frame_indices(20, 8.0)
+    assert len(frames) == 8
