@@ -25,7 +25,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .modeling_stab_fusion import ClassTokenFusion, VideoPandaProjector
-from .modeling_stab_layout import crop_boxes, layout_frame_tokens, temporal_chunk_lengths, tokens_per_frame
+from .modeling_stab_layout import crop_boxes, frame_token_positions, temporal_chunk_lengths, tokens_per_frame
 from .modeling_stab_spatial import FrameQueryAttention, LocalSpatialDownsample
 from .modeling_stab_temporal import GlobalSpatioTemporalAggregation, LocalSpatioTemporalEncoding
 
@@ -273,8 +273,10 @@ class VideoPandaVisionTower(nn.Module):
 
     # --------------------------------------------------------------------------------------- layout + projector
     def _layout_and_project(self, class_tokens, grid_tokens, grids, frame_groups, fast):
-        """Lay each frame out as ``[class, row 0, <row>, ...]`` and project. The fast path projects class and grid tokens
-        per group and the constant ``<row>`` token once; the reference path projects the laid-out matrix."""
+        """Lay each frame out as ``[class, row 0, <row>, row 1, <row>, ...]`` (by scattering into the output) and project.
+
+        The fast path projects only class and grid tokens and the constant ``<row>`` token once; the reference path
+        projects the whole laid-out matrix, ``<row>`` copies included."""
         counts = tokens_per_frame(grids)
         offsets = counts.cumsum(0) - counts
         total = sum(len(frame_ids) * (1 + h * (w + 1)) for (h, w), frame_ids in frame_groups)
@@ -284,13 +286,15 @@ class VideoPandaVisionTower(nn.Module):
             projected_row = self.projector(self.row_embedding)
             projected = class_tokens.new_empty(total, projected_row.shape[-1])
         for ((h, w), frame_ids), tokens in zip(frame_groups, grid_tokens):
-            positions = (offsets[frame_ids, None] + torch.arange(1 + h * (w + 1), device=offsets.device)).flatten()
-            frame_cls = class_tokens[frame_ids]
-            pre_projector[positions] = layout_frame_tokens(frame_cls, tokens, self.row_embedding).flatten(0, 1)
+            body_positions, row_positions = frame_token_positions(h, w, device=offsets.device)
+            body_positions = (offsets[frame_ids, None] + body_positions).flatten()
+            row_positions = (offsets[frame_ids, None] + row_positions).flatten()
+            body = torch.cat([class_tokens[frame_ids].unsqueeze(1), tokens.flatten(1, 2)], dim=1).flatten(0, 1)
+            pre_projector[body_positions] = body
+            pre_projector[row_positions] = self.row_embedding
             if fast:
-                body = self.projector(torch.cat([frame_cls.unsqueeze(1), tokens.flatten(1, 2)], dim=1))
-                laid_out = layout_frame_tokens(body[:, 0], body[:, 1:].unflatten(1, (h, w)), projected_row)
-                projected[positions] = laid_out.flatten(0, 1)
+                projected[body_positions] = self.projector(body)
+                projected[row_positions] = projected_row
         if not fast:
             projected = self.projector(pre_projector)
         return pre_projector, projected, counts

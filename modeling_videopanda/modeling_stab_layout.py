@@ -54,8 +54,12 @@ def tokens_per_frame(grids: torch.Tensor) -> torch.Tensor:
     return 1 + grids[:, 0] * (grids[:, 1] + 1)
 
 
-def layout_frame_tokens(class_tokens: torch.Tensor, grid_tokens: torch.Tensor, row_token: torch.Tensor) -> torch.Tensor:
-    """``(G, D)`` class tokens, ``(G, h, w, D)`` grid tokens and one ``(D,)`` row token -> ``(G, 1 + h*(w+1), D)``."""
-    groups, h, _, dim = grid_tokens.shape
-    rows = torch.cat([grid_tokens, row_token.view(1, 1, 1, dim).expand(groups, h, 1, dim)], dim=2)
-    return torch.cat([class_tokens.unsqueeze(1), rows.flatten(1, 2)], dim=1)
+def frame_token_positions(h: int, w: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions inside one frame's ``1 + h*(w+1)`` tokens: ``(class + grid tokens in row-major order, <row> tokens)``.
+
+    The class token is at 0, grid token ``(r, c)`` at ``1 + r*(w+1) + c`` and the ``<row>`` token of row ``r`` at
+    ``1 + r*(w+1) + w``; scattering with these indices lays tokens out without building the sequence by concatenation.
+    """
+    starts = 1 + torch.arange(h, device=device) * (w + 1)
+    grid = (starts[:, None] + torch.arange(w, device=device)).flatten()
+    return torch.cat([torch.zeros(1, dtype=grid.dtype, device=device), grid]), starts + w
