@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_eval_judges import ScriptedJudgeServer
 from test_eval_predict import write_qa_set
+
 from videopanda.eval.cli import build_parser, main
 from videopanda.testing import make_video
 
@@ -22,16 +22,34 @@ def model_dir(tmp_path_factory):
     from videopanda.testing import tiny_model, tiny_processor
 
     folder = tmp_path_factory.mktemp("eval_cli_model")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
-                                        bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     tiny_model(seed=1).save_pretrained(folder)
     tiny_processor(tokenizer=tokenizer).save_pretrained(folder)
     return str(folder)
 
 
 def judge_args(server):
-    return ["--judge", "openai", "--judge-base-url", server.url, "--judge-api-key", "sk-test", "--judge-model",
-            "judge-test", "--concurrency", "2", "--max-retries", "1", "--timeout", "5"]
+    return [
+        "--judge",
+        "openai",
+        "--judge-base-url",
+        server.url,
+        "--judge-api-key",
+        "sk-test",
+        "--judge-model",
+        "judge-test",
+        "--concurrency",
+        "2",
+        "--max-retries",
+        "1",
+        "--timeout",
+        "5",
+    ]
 
 
 def test_every_command_has_help(capsys):
@@ -41,7 +59,8 @@ def test_every_command_has_help(capsys):
         assert exit_info.value.code == 0
     assert "predict" in capsys.readouterr().out
     assert {"run", "predict", "judge", "report", "predict-vcg", "judge-vcg"} <= set(
-        build_parser()._subparsers._group_actions[0].choices)
+        build_parser()._subparsers._group_actions[0].choices
+    )
 
 
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
@@ -60,8 +79,24 @@ def test_run_then_report_compat(model_dir, tmp_path):
     out = tmp_path / "out"
     scripts = {}
     with ScriptedJudgeServer(scripts, default=("ok:{'pred': 'yes', 'score': 4.6}",)) as server:
-        assert main(["run", "--benchmark", "msvd", "--data-root", str(data_root), "--model", model_dir,
-                     "--output-dir", str(out), *FAST, *judge_args(server)]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--benchmark",
+                    "msvd",
+                    "--data-root",
+                    str(data_root),
+                    "--model",
+                    model_dir,
+                    "--output-dir",
+                    str(out),
+                    *FAST,
+                    *judge_args(server),
+                ]
+            )
+            == 0
+        )
         assert server.requests == 5
     report = json.loads((out / "msvd_fixed.json").read_text())
     gpt = report["results"][0]
@@ -84,18 +119,34 @@ def write_vcg_set(root: Path):
         make_video(videos / f"{name}.mp4", num_frames=5, height=40, width=48, fps=4)
     qa = root / "Benchmarking_QA"
     qa.mkdir()
-    (qa / "generic_qa.json").write_text(json.dumps([
-        {"video_name": "v_alpha", "Q": "what happens in the video ?", "A": "a square moves right"},
-        {"video_name": "v_alpha", "Q": "describe the video .", "A": "a red square slides"},
-        {"video_name": "v_beta", "Q": "what is shown ?", "A": "a square"},
-    ]))
-    (qa / "temporal_qa.json").write_text(json.dumps([
-        {"video_name": "v_beta", "Q": "what happens first ?", "A": "the square starts at the left"},
-    ]))
-    (qa / "consistency_qa.json").write_text(json.dumps([
-        {"video_name": "v_alpha", "Q1": "QUESTION-ONE what moves ?", "Q2": "QUESTION-TWO which object moves ?",
-         "A": "a square"},
-    ]))
+    (qa / "generic_qa.json").write_text(
+        json.dumps(
+            [
+                {"video_name": "v_alpha", "Q": "what happens in the video ?", "A": "a square moves right"},
+                {"video_name": "v_alpha", "Q": "describe the video .", "A": "a red square slides"},
+                {"video_name": "v_beta", "Q": "what is shown ?", "A": "a square"},
+            ]
+        )
+    )
+    (qa / "temporal_qa.json").write_text(
+        json.dumps(
+            [
+                {"video_name": "v_beta", "Q": "what happens first ?", "A": "the square starts at the left"},
+            ]
+        )
+    )
+    (qa / "consistency_qa.json").write_text(
+        json.dumps(
+            [
+                {
+                    "video_name": "v_alpha",
+                    "Q1": "QUESTION-ONE what moves ?",
+                    "Q2": "QUESTION-TWO which object moves ?",
+                    "A": "a square",
+                },
+            ]
+        )
+    )
     return qa, videos
 
 
@@ -103,8 +154,23 @@ def write_vcg_set(root: Path):
 def test_generative_benchmark(model_dir, tmp_path):
     qa, videos = write_vcg_set(tmp_path)
     out = tmp_path / "vcg"
-    assert main(["predict-vcg", "--qa-dir", str(qa), "--video-dir", str(videos), "--output-dir", str(out),
-                 "--model", model_dir, *FAST]) == 0
+    assert (
+        main(
+            [
+                "predict-vcg",
+                "--qa-dir",
+                str(qa),
+                "--video-dir",
+                str(videos),
+                "--output-dir",
+                str(out),
+                "--model",
+                model_dir,
+                *FAST,
+            ]
+        )
+        == 0
+    )
     generic = [json.loads(line) for line in (out / "generic.jsonl").read_text().splitlines()]
     assert [r["id"] for r in generic] == ["generic/v_alpha", "generic/v_alpha_1", "generic/v_beta"]
     consistency = [json.loads(line) for line in (out / "consistency.jsonl").read_text().splitlines()]
@@ -112,17 +178,31 @@ def test_generative_benchmark(model_dir, tmp_path):
 
     for compat in (False, True):
         with ScriptedJudgeServer({}, default=("ok:{'score': 3.5}",)) as server:
-            assert main(["judge-vcg", "--qa-dir", str(qa), "--predictions-dir", str(out), "--output-dir",
-                         str(out / ("compat" if compat else "fixed")), *judge_args(server)]
-                        + (["--compat"] if compat else [])) == 0
+            assert (
+                main(
+                    [
+                        "judge-vcg",
+                        "--qa-dir",
+                        str(qa),
+                        "--predictions-dir",
+                        str(out),
+                        "--output-dir",
+                        str(out / ("compat" if compat else "fixed")),
+                        *judge_args(server),
+                    ]
+                    + (["--compat"] if compat else [])
+                )
+                == 0
+            )
             prompts = [body["messages"][-1]["content"] for body in server.bodies]
         # 3 generic records x 3 dimensions + 1 temporal + 1 consistency
         assert len(prompts) == 11
         consistency_prompt = next(p for p in prompts if "Question 1:" in p)
         assert consistency_prompt.count("QUESTION-ONE") == (2 if compat else 1)
         assert ("QUESTION-TWO" in consistency_prompt) is not compat
-        report = json.loads((out / ("compat" if compat else "fixed") / f"vcgbench_{'compat' if compat else 'fixed'}.json")
-                            .read_text())
+        report = json.loads(
+            (out / ("compat" if compat else "fixed") / f"vcgbench_{'compat' if compat else 'fixed'}.json").read_text()
+        )
         expected = 3.0 if compat else 3.5  # int(3.5) in the published arithmetic
         assert set(report["dimensions"]) == {"correctness", "detail", "context", "temporal", "consistency"}
         assert all(row["average_score"] == expected for row in report["dimensions"].values())

@@ -26,8 +26,9 @@ class ScriptedJudgeServer:
     requests in flight.
     """
 
-    def __init__(self, scripts: dict, delay: float = 0.0, timeout_sleep: float = 1.5,
-                 default=("ok:{'pred': 'no', 'score': 0}",)):
+    def __init__(
+        self, scripts: dict, delay: float = 0.0, timeout_sleep: float = 1.5, default=("ok:{'pred': 'no', 'score': 0}",)
+    ):
         self.scripts = scripts
         self.default = list(default)
         self.delay = delay
@@ -61,17 +62,28 @@ class ScriptedJudgeServer:
                         time.sleep(server.timeout_sleep)
                         behaviour = "ok:{'pred': 'no', 'score': 0}"
                     if behaviour in ("429", "500"):
-                        self._send(int(behaviour), {"error": {"message": "scripted", "type": "scripted"}},
-                                   {"retry-after": "0"})
+                        self._send(
+                            int(behaviour), {"error": {"message": "scripted", "type": "scripted"}}, {"retry-after": "0"}
+                        )
                         return
-                    content = behaviour[len("ok:"):]
-                    self._send(200, {
-                        "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
-                        "model": body["model"] + "-served",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    })
+                    content = behaviour[len("ok:") :]
+                    self._send(
+                        200,
+                        {
+                            "id": "chatcmpl-test",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"] + "-served",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        },
+                    )
                 finally:
                     with server.lock:
                         server.in_flight -= 1
@@ -125,15 +137,29 @@ SCRIPTS = {
 
 def qa_tasks(markers=SCRIPTS):
     return [
-        JudgeTask(uid=f"q{index}", protocol="qa", meta={"type": index % 2},
-                  fields={"question": f"what is shown {{{index}}} ?", "answer": "a cat", "pred": marker})
+        JudgeTask(
+            uid=f"q{index}",
+            protocol="qa",
+            meta={"type": index % 2},
+            fields={"question": f"what is shown {{{index}}} ?", "answer": "a cat", "pred": marker},
+        )
         for index, marker in enumerate(markers)
     ]
 
 
 def make_judge(server, tmp_path, **kwargs):
-    options = dict(model="judge-test", base_url=server.url, api_key="sk-test", concurrency=4, max_retries=3,
-                   backoff=0.01, max_backoff=0.05, timeout=0.5, cache=str(tmp_path / "cache.jsonl"), progress=False)
+    options = {
+        "model": "judge-test",
+        "base_url": server.url,
+        "api_key": "sk-test",
+        "concurrency": 4,
+        "max_retries": 3,
+        "backoff": 0.01,
+        "max_backoff": 0.05,
+        "timeout": 0.5,
+        "cache": str(tmp_path / "cache.jsonl"),
+        "progress": False,
+    }
     options.update(kwargs)
     return OpenAIJudge(**options)
 
@@ -150,7 +176,9 @@ def test_prompts_are_the_published_strings_verbatim():
 def test_render_is_literal_and_checks_fields():
     messages = render_messages("qa", {"question": "is {pred} here?", "answer": "{'a': 1}", "pred": "{answer}"})
     assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
-    assert "Question: is {pred} here?\nCorrect Answer: {'a': 1}\nPredicted Answer: {answer}\n\n" in messages[1]["content"]
+    assert (
+        "Question: is {pred} here?\nCorrect Answer: {'a': 1}\nPredicted Answer: {answer}\n\n" in messages[1]["content"]
+    )
     with pytest.raises(ValueError, match="needs the fields"):
         render_messages("consistency", {"question": "q", "answer": "a", "pred": "p"})
     with pytest.raises(ValueError, match="Unknown judge protocol"):
@@ -235,8 +263,9 @@ def test_concurrency_bound_respected(tmp_path):
 
 def test_score_only_protocol_and_compat(tmp_path):
     scripts = {"S1": ["ok:{''score': 4.8}"], "S2": ["ok:{'score': 3}"], "S3": ["ok:{'score': 'high'}"]}
-    tasks = [JudgeTask(f"s{i}", "temporal", {"question": "q", "answer": "a", "pred": name})
-             for i, name in enumerate(scripts)]
+    tasks = [
+        JudgeTask(f"s{i}", "temporal", {"question": "q", "answer": "a", "pred": name}) for i, name in enumerate(scripts)
+    ]
     with ScriptedJudgeServer(scripts) as server:
         judgments = make_judge(server, tmp_path).judge(tasks)
     fixed = score_metrics(judgments)
@@ -253,8 +282,10 @@ def test_missing_key_is_a_clear_error(monkeypatch):
 
 
 def test_match_judge():
-    tasks = [JudgeTask(str(i), "qa", {"question": "q", "answer": answer, "pred": pred})
-             for i, (answer, pred) in enumerate([("cat", "A cat."), ("cat", "a black cat"), ("dog", "cat")])]
+    tasks = [
+        JudgeTask(str(i), "qa", {"question": "q", "answer": answer, "pred": pred})
+        for i, (answer, pred) in enumerate([("cat", "A cat."), ("cat", "a black cat"), ("dog", "cat")])
+    ]
     exact = MatchJudge("exact").judge(tasks)
     contains = MatchJudge("contains").judge(tasks)
     assert [j.pred for j in exact] == ["yes", "no", "no"]

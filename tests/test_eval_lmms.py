@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("lmms_eval")
 
-from videopanda.eval.lmms_tasks import TASKS_DIR  # noqa: E402
+from videopanda.eval.lmms_tasks import TASKS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,9 +23,7 @@ def write_entry_point(folder: Path) -> Path:
     dist = folder / "videopanda_lmms_probe-0.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: videopanda-lmms-probe\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[lmms_eval.models]\nvideopanda = videopanda.eval.lmms_manifest:manifest\n"
-    )
+    (dist / "entry_points.txt").write_text("[lmms_eval.models]\nvideopanda = videopanda.eval.lmms_manifest:manifest\n")
     return folder
 
 
@@ -60,34 +58,63 @@ def test_task_yamls_are_well_formed():
 
 @pytest.mark.slow
 def test_lmms_eval_runs_msvd_qa_with_the_plugin(tmp_path):
+    from test_eval_predict import write_qa_set
     from transformers import PreTrainedTokenizerFast
 
-    from test_eval_predict import write_qa_set
     from videopanda.testing import tiny_model, tiny_processor
 
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
-                                        bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     model_dir = tmp_path / "model"
     tiny_model().save_pretrained(model_dir)
     tiny_processor(tokenizer=tokenizer).save_pretrained(model_dir)
     data_root = tmp_path / "GPT_Zero_Shot_QA"
     write_qa_set(data_root, clips=2, extra=False)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(write_entry_point(tmp_path / "ep")),
-                                                       os.environ.get("PYTHONPATH", "")]),
-               VIDEOPANDA_QA_ROOT=str(data_root), HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1",
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(write_entry_point(tmp_path / "ep")), os.environ.get("PYTHONPATH", "")]),
+        VIDEOPANDA_QA_ROOT=str(data_root),
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "VIDEOPANDA_JUDGE_BASE_URL", "VIDEOPANDA_JUDGE_API_KEY"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "lmms_eval", "eval", "--model", "videopanda", "--model_args",
-               f"pretrained={model_dir}", "--batch_size", "2", "--device", "cpu", "--tasks", "msvd_qa",
-               "--include_path", str(TASKS_DIR), "--gen_kwargs", "max_new_tokens=4",
-               "--output_path", str(tmp_path / "out"), "--log_samples"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=500)
+    command = [
+        sys.executable,
+        "-m",
+        "lmms_eval",
+        "eval",
+        "--model",
+        "videopanda",
+        "--model_args",
+        f"pretrained={model_dir}",
+        "--batch_size",
+        "2",
+        "--device",
+        "cpu",
+        "--tasks",
+        "msvd_qa",
+        "--include_path",
+        str(TASKS_DIR),
+        "--gen_kwargs",
+        "max_new_tokens=4",
+        "--output_path",
+        str(tmp_path / "out"),
+        "--log_samples",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     results = json.loads(next((tmp_path / "out").rglob("*_results.json")).read_text())["results"]["msvd_qa"]
     assert results["match_accuracy,none"] >= 0.0
     samples = [json.loads(line) for line in next((tmp_path / "out").rglob("*_samples_msvd_qa.jsonl")).open()]
     assert len(samples) == 5
-    assert {s["match_accuracy"]["question_id"] for s in samples} == {f"q_clip{c}_{k}" for c in (0, 1)
-                                                                      for k in range(2 + c)}
+    assert {s["match_accuracy"]["question_id"] for s in samples} == {
+        f"q_clip{c}_{k}" for c in (0, 1) for k in range(2 + c)
+    }
     assert all(isinstance(s["match_accuracy"]["pred"], str) and s["match_accuracy"]["pred"] for s in samples)

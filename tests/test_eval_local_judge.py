@@ -5,6 +5,8 @@ crash), and one whose weights are set so that greedy decoding writes ``{'pred': 
 that the local path parses and scores like the API path.
 """
 
+import itertools
+
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -25,8 +27,9 @@ def chat_tokenizer():
     words = ["<unk>", "<s>", "</s>", "<pad>", "system:", "user:", *CHAIN[:-1]]
     backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="<pad>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -34,9 +37,18 @@ def chat_tokenizer():
 def chat_model(tokenizer, scripted: bool):
     torch.manual_seed(0)
     vocab = len(tokenizer)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=3,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config).eval()
     if scripted:  # the residual stream carries the current token's embedding; lm_head maps it to its successor
         with torch.no_grad():
@@ -47,17 +59,22 @@ def chat_model(tokenizer, scripted: bool):
             model.model.embed_tokens.weight.copy_(embed)
             model.model.norm.weight.fill_(1.0)
             head = torch.zeros(vocab, 32)
-            for current, following in zip(CHAIN, CHAIN[1:]):
+            for current, following in itertools.pairwise(CHAIN):
                 head[tokenizer.convert_tokens_to_ids(following)] += 10 * embed[tokenizer.convert_tokens_to_ids(current)]
             model.lm_head.weight.copy_(head)
     return model
 
 
 def tasks():
-    qa = [JudgeTask(f"q{i}", "qa", {"question": f"what {i} ?", "answer": "a cat", "pred": p}, {"type": i})
-          for i, p in enumerate(["a cat", "a dog", "cats"])]
-    generative = [JudgeTask("c0", "consistency", {"question1": "q1", "question2": "q2", "answer": "a",
-                                                  "pred1": "p1", "pred2": "p2"})]
+    qa = [
+        JudgeTask(f"q{i}", "qa", {"question": f"what {i} ?", "answer": "a cat", "pred": p}, {"type": i})
+        for i, p in enumerate(["a cat", "a dog", "cats"])
+    ]
+    generative = [
+        JudgeTask(
+            "c0", "consistency", {"question1": "q1", "question2": "q2", "answer": "a", "pred1": "p1", "pred2": "p2"}
+        )
+    ]
     return qa, generative
 
 

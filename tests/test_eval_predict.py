@@ -32,8 +32,13 @@ def write_qa_set(root: Path, folder="MSVD_Zero_Shot_QA", video_dir="videos", pre
     questions, answers = [], []
     for clip in range(clips):
         extension = ".avi" if clip == 1 else ".mp4"
-        make_video(base / video_dir / f"{prefix}clip{clip}{extension}", num_frames=3 + 2 * clip, height=40 + 8 * clip,
-                   width=56, fps=4)
+        make_video(
+            base / video_dir / f"{prefix}clip{clip}{extension}",
+            num_frames=3 + 2 * clip,
+            height=40 + 8 * clip,
+            width=56,
+            fps=4,
+        )
         for k, (question, answer) in enumerate(zip(QUESTIONS[: 2 + clip % 2], ANSWERS)):
             questions.append({"video_name": f"clip{clip}", "question_id": f"q_clip{clip}_{k}", "question": question})
             answers.append({"answer": answer, "type": k, "question_id": f"q_clip{clip}_{k}"})
@@ -56,8 +61,12 @@ def workspace(tmp_path_factory):
     from videopanda.testing import tiny_model, tiny_processor
 
     root = tmp_path_factory.mktemp("eval_predict")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
-                                        bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(FIXTURES / "llama-tokenizer" / "tokenizer.json"),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
     model_dir = root / "model"
     tiny_model().save_pretrained(model_dir)
     tiny_processor(tokenizer=tokenizer).save_pretrained(model_dir)
@@ -67,15 +76,28 @@ def workspace(tmp_path_factory):
 
 
 def predict_argv(workspace, output):
-    return ["predict", "--benchmark", "msvd", "--data-root", workspace["data_root"], "--model", workspace["model"],
-            "--output", str(output), *PREDICT_ARGS]
+    return [
+        "predict",
+        "--benchmark",
+        "msvd",
+        "--data-root",
+        workspace["data_root"],
+        "--model",
+        workspace["model"],
+        "--output",
+        str(output),
+        *PREDICT_ARGS,
+    ]
 
 
 @pytest.fixture(scope="module")
 def reference_run(workspace):
-    """One uninterrupted single-process run: the predictions every other run must reproduce."""
+    """One uninterrupted single-process run: the predictions every other run must reproduce.
+
+    Runs that are compared byte for byte all run in subprocesses with one thread each, so float summation order
+    (and with it a greedy near-tie) cannot differ between them."""
     output = workspace["root"] / "reference" / "predictions.jsonl"
-    assert main(predict_argv(workspace, output)) == 0
+    run_cli(predict_argv(workspace, output))
     return output
 
 
@@ -142,6 +164,12 @@ def test_predictions_and_skipped_summary(workspace, reference_run):
     assert "| paper: Video-Panda |" in reference_run.with_name("msvd_fixed.md").read_text()
 
 
+def run_cli(argv):
+    command = [sys.executable, "-m", "videopanda.eval.cli", *argv]
+    result = subprocess.run(command, env=_subprocess_env(), capture_output=True, text=True, check=False, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def _subprocess_env():
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -165,7 +193,7 @@ def test_resume_after_kill(workspace, reference_run, tmp_path):
     answered = [record["id"] for record in read_jsonl(journal)]
     assert 2 <= len(answered) < 10 and not output.exists()
 
-    assert main(predict_argv(workspace, output)) == 0
+    run_cli(predict_argv(workspace, output))
     ids = [record["id"] for record in read_jsonl(output)]
     assert len(ids) == len(set(ids)) == 10
     assert output.read_bytes() == reference_run.read_bytes()
@@ -174,10 +202,20 @@ def test_resume_after_kill(workspace, reference_run, tmp_path):
 @pytest.mark.slow
 def test_sharded_run_equals_single_process(workspace, reference_run, tmp_path):
     output = tmp_path / "predictions.jsonl"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "videopanda.eval.cli", *predict_argv(workspace, output)]
-    result = subprocess.run(command, env=_subprocess_env(), capture_output=True, text=True, timeout=400)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "videopanda.eval.cli",
+        *predict_argv(workspace, output),
+    ]
+    result = subprocess.run(command, env=_subprocess_env(), capture_output=True, text=True, check=False, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert output.read_bytes() == reference_run.read_bytes()
     summary = json.loads(output.with_name("predictions.jsonl.summary.json").read_text())
     assert [entry["id"] for entry in summary["failed"]] == ["q_broken_0"]
+    assert summary["processes"] == 2

@@ -20,10 +20,14 @@ logger = logging.getLogger(__name__)
 
 # --- shared options ------------------------------------------------------------------------------------------------
 
+
 def _add_data_options(parser):
     group = parser.add_argument_group("data (a named benchmark below --data-root, or explicit files)")
-    group.add_argument("--benchmark", choices=["msvd", "msrvtt", "tgif", "activitynet"],
-                       help="benchmark name (layout, v_ prefix, question types, paper numbers)")
+    group.add_argument(
+        "--benchmark",
+        choices=["msvd", "msrvtt", "tgif", "activitynet"],
+        help="benchmark name (layout, v_ prefix, question types, paper numbers)",
+    )
     group.add_argument("--data-root", help="the GPT_Zero_Shot_QA folder holding the <Name>_Zero_Shot_QA folders")
     group.add_argument("--questions", help="test_q.json (overrides the benchmark layout)")
     group.add_argument("--answers", help="test_a.json (overrides the benchmark layout)")
@@ -36,8 +40,12 @@ def _add_model_options(parser):
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=True, help="folder (or Hub id) of a VideoPandaForConditionalGeneration")
     group.add_argument("--processor", help="processor folder (default: --model)")
-    group.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"],
-                       help="auto: float16 on GPU as the original, float32 on CPU")
+    group.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float16", "bfloat16", "float32"],
+        help="auto: float16 on GPU as the original, float32 on CPU",
+    )
     group.add_argument("--batch-size", type=int, default=8)
     group.add_argument("--max-new-tokens", type=int, default=1024, help="the original's value is 1024")
     group.add_argument("--limit", type=int, help="stop after this many new answers per process (smoke tests)")
@@ -46,10 +54,16 @@ def _add_model_options(parser):
 
 def _add_judge_options(parser):
     group = parser.add_argument_group("judge")
-    group.add_argument("--judge", default="openai", choices=["openai", "local", "match"],
-                       help="openai: any OpenAI-compatible endpoint; local: a transformers chat model; match: no LLM")
-    group.add_argument("--judge-model", help="judge model id (openai; env VIDEOPANDA_JUDGE_MODEL, default "
-                                             "gpt-3.5-turbo) or local chat model path")
+    group.add_argument(
+        "--judge",
+        default="openai",
+        choices=["openai", "local", "match"],
+        help="openai: any OpenAI-compatible endpoint; local: a transformers chat model; match: no LLM",
+    )
+    group.add_argument(
+        "--judge-model",
+        help="judge model id (openai; env VIDEOPANDA_JUDGE_MODEL, default gpt-3.5-turbo) or local chat model path",
+    )
     group.add_argument("--judge-base-url", help="env VIDEOPANDA_JUDGE_BASE_URL / OPENAI_BASE_URL")
     group.add_argument("--judge-api-key", help="env VIDEOPANDA_JUDGE_API_KEY / OPENAI_API_KEY")
     group.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
@@ -58,8 +72,9 @@ def _add_judge_options(parser):
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--judge-max-tokens", type=int, default=None)
     group.add_argument("--cache", help="judge reply cache (default: <output-dir>/judge_cache.jsonl)")
-    group.add_argument("--compat", action="store_true",
-                       help="reproduce the published arithmetic and prompts exactly (bugs included)")
+    group.add_argument(
+        "--compat", action="store_true", help="reproduce the published arithmetic and prompts exactly (bugs included)"
+    )
 
 
 def _configure_logging():
@@ -67,6 +82,7 @@ def _configure_logging():
 
 
 # --- building blocks -----------------------------------------------------------------------------------------------
+
 
 def load_samples(args):
     """QA samples from ``--benchmark/--data-root`` or the explicit file options."""
@@ -84,19 +100,21 @@ def load_samples(args):
     if missing:
         raise ValueError(f"Give --benchmark with --data-root, or --{' --'.join(m.replace('_', '-') for m in missing)}")
     extensions = tuple(ext if ext.startswith(".") else f".{ext}" for ext in args.extensions.split(",") if ext)
-    return load_qa_samples(paths["questions"], paths["answers"], paths["video_dir"], paths.get("video_prefix", ""),
-                           extensions)
+    return load_qa_samples(
+        paths["questions"], paths["answers"], paths["video_dir"], paths.get("video_prefix", ""), extensions
+    )
 
 
 def load_model_and_processor(model_path: str, processor_path: str | None = None, dtype: str = "auto"):
     """The model on this process's device (eval mode) and its processor."""
     import torch
-    from accelerate import PartialState
 
     from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
     from videopanda.processing.processing_videopanda import VideoPandaProcessor
 
-    device = PartialState().device
+    from .predict import distributed_state
+
+    device = distributed_state().device
     if dtype == "auto":
         dtype = "float16" if device.type == "cuda" else "float32"
     model = VideoPandaForConditionalGeneration.from_pretrained(model_path, dtype=getattr(torch, dtype))
@@ -118,17 +136,23 @@ def make_judge(args, output_dir: Path):
         return LocalJudge(args.judge_model, max_new_tokens=args.judge_max_tokens or 64)
     from .judge_openai import OpenAIJudge
 
-    return OpenAIJudge(model=args.judge_model, base_url=args.judge_base_url, api_key=args.judge_api_key,
-                       concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.timeout,
-                       seed=args.seed, max_tokens=args.judge_max_tokens,
-                       cache=args.cache or str(output_dir / "judge_cache.jsonl"))
+    return OpenAIJudge(
+        model=args.judge_model,
+        base_url=args.judge_base_url,
+        api_key=args.judge_api_key,
+        concurrency=args.concurrency,
+        max_retries=args.max_retries,
+        timeout=args.timeout,
+        seed=args.seed,
+        max_tokens=args.judge_max_tokens,
+        cache=args.cache or str(output_dir / "judge_cache.jsonl"),
+    )
 
 
 def _write_judgments(path: Path, judgments) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for judgment in judgments:
-            handle.write(json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps(judgment.to_dict(), ensure_ascii=False) + "\n" for judgment in judgments)
 
 
 def _read_judgments(path: Path):
@@ -154,14 +178,23 @@ def _print_report(report: dict, paths) -> None:
 
 # --- subcommands ---------------------------------------------------------------------------------------------------
 
+
 def cmd_predict(args) -> dict:
     from .predict import predict
     from .tasks import qa_requests
 
     samples = load_samples(args)
     model, processor = load_model_and_processor(args.model, args.processor, args.dtype)
-    return predict(model, processor, qa_requests(samples), args.output, batch_size=args.batch_size,
-                   max_new_tokens=args.max_new_tokens, limit=args.limit, progress=not args.no_progress)
+    return predict(
+        model,
+        processor,
+        qa_requests(samples),
+        args.output,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
 
 
 def judge_qa_predictions(args, predictions_path: Path, output_dir: Path, model_name: str = "") -> dict:
@@ -187,8 +220,14 @@ def judge_qa_predictions(args, predictions_path: Path, output_dir: Path, model_n
         summary = json.loads(summary_path.read_text())
         expected = len(summary.get("missing_videos", [])) + len(summary.get("failed", []))
     questions = {record["id"]: record["question"] for record in predictions}
-    report = qa_report(args.benchmark or "qa", _group_by_judge(judgments), model=model_name, compat=args.compat,
-                       questions=questions, missing_predictions=expected or 0)
+    report = qa_report(
+        args.benchmark or "qa",
+        _group_by_judge(judgments),
+        model=model_name,
+        compat=args.compat,
+        questions=questions,
+        missing_predictions=expected or 0,
+    )
     _print_report(report, write_report(report, output_dir))
     return report
 
@@ -206,8 +245,9 @@ def cmd_report(args) -> dict:
         raise ValueError(f"No judgments in {args.judgments}")
     output_dir = Path(args.output_dir or Path(args.judgments).parent)
     if judgments[0].protocol == "qa":
-        report = qa_report(args.benchmark or "qa", _group_by_judge(judgments), model=args.model_name or "",
-                           compat=args.compat)
+        report = qa_report(
+            args.benchmark or "qa", _group_by_judge(judgments), model=args.model_name or "", compat=args.compat
+        )
     else:
         by_dimension = {}
         for judgment in judgments:
@@ -221,9 +261,9 @@ def cmd_run(args) -> dict:
     output_dir = Path(args.output_dir)
     args.output = str(output_dir / "predictions.jsonl")
     summary = cmd_predict(args)
-    from accelerate import PartialState
+    from .predict import distributed_state
 
-    if not PartialState().is_main_process:
+    if not distributed_state().is_main_process:
         return summary
     return judge_qa_predictions(args, Path(args.output), output_dir, model_name=args.model)
 
@@ -239,9 +279,16 @@ def cmd_predict_vcg(args) -> dict:
     summaries = {}
     for split in VCG_FILES:
         samples = load_vcg_samples(args.qa_dir, args.video_dir, split, args.video_prefix or "", extensions)
-        summaries[split] = predict(model, processor, vcg_requests(split, samples), output_dir / f"{split}.jsonl",
-                                   batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
-                                   progress=not args.no_progress)
+        summaries[split] = predict(
+            model,
+            processor,
+            vcg_requests(split, samples),
+            output_dir / f"{split}.jsonl",
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            limit=args.limit,
+            progress=not args.no_progress,
+        )
     return summaries
 
 
@@ -273,8 +320,9 @@ def cmd_judge_vcg(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videopanda eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="videopanda eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="predict, judge and report one zero-shot QA benchmark")
@@ -307,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     predict_vcg = commands.add_parser("predict-vcg", help="answer the Video-ChatGPT generative benchmark")
-    predict_vcg.add_argument("--qa-dir", required=True, help="folder with generic_qa.json, temporal_qa.json, "
-                                                             "consistency_qa.json")
+    predict_vcg.add_argument(
+        "--qa-dir", required=True, help="folder with generic_qa.json, temporal_qa.json, consistency_qa.json"
+    )
     predict_vcg.add_argument("--video-dir", required=True)
     predict_vcg.add_argument("--video-prefix", default="")
     predict_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv")

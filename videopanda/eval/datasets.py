@@ -30,15 +30,25 @@ class QABenchmark:
     type_names: dict = field(default_factory=dict)
 
 
-ACTIVITYNET_TYPES = {0: "motion", 1: "spatial", 2: "temporal", 3: "yes/no", 4: "color", 5: "object",
-                     6: "location", 7: "number", 8: "other"}
+ACTIVITYNET_TYPES = {
+    0: "motion",
+    1: "spatial",
+    2: "temporal",
+    3: "yes/no",
+    4: "color",
+    5: "object",
+    6: "location",
+    7: "number",
+    8: "other",
+}
 
 BENCHMARKS = {
     "msvd": QABenchmark("msvd", "MSVD-QA", "MSVD_Zero_Shot_QA", "videos"),
     "msrvtt": QABenchmark("msrvtt", "MSRVTT-QA", "MSRVTT_Zero_Shot_QA", "videos/all"),
     "tgif": QABenchmark("tgif", "TGIF-QA", "TGIF_Zero_Shot_QA", "mp4"),
-    "activitynet": QABenchmark("activitynet", "ActivityNet-QA", "Activitynet_Zero_Shot_QA", "all_test", "v_",
-                               ACTIVITYNET_TYPES),
+    "activitynet": QABenchmark(
+        "activitynet", "ActivityNet-QA", "Activitynet_Zero_Shot_QA", "all_test", "v_", ACTIVITYNET_TYPES
+    ),
 }
 
 
@@ -61,7 +71,7 @@ def _load_json_list(path: Path, what: str) -> list:
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
     if not isinstance(data, list):
-        raise ValueError(f"{what} file {path} must hold a JSON list, got {type(data).__name__}")
+        raise ValueError(f"{what} file {path} must hold a JSON list, got {type(data).__name__}")  # noqa: TRY004
     return data
 
 
@@ -74,13 +84,16 @@ def resolve_video(video_dir: str | Path, name: str, prefix: str = "", extensions
     return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
-def load_qa_samples(questions_path, answers_path, video_dir, video_prefix: str = "",
-                    extensions=VIDEO_EXTENSIONS) -> list[QASample]:
+def load_qa_samples(
+    questions_path, answers_path, video_dir, video_prefix: str = "", extensions=VIDEO_EXTENSIONS
+) -> list[QASample]:
     """Pair ``test_q.json`` with ``test_a.json`` by position, checking the ids agree, and find each video."""
     questions = _load_json_list(questions_path, "questions")
     answers = _load_json_list(answers_path, "answers")
     if len(questions) != len(answers):
-        raise ValueError(f"{questions_path} has {len(questions)} questions but {answers_path} has {len(answers)} answers")
+        raise ValueError(
+            f"{questions_path} has {len(questions)} questions but {answers_path} has {len(answers)} answers"
+        )
     samples, seen, cache = [], set(), {}
     for index, (question, answer) in enumerate(zip(questions, answers)):
         for key in ("video_name", "question_id", "question"):
@@ -90,20 +103,29 @@ def load_qa_samples(questions_path, answers_path, video_dir, video_prefix: str =
             raise ValueError(f"answer #{index} in {answers_path} lacks 'answer': {answer}")
         question_id = str(question["question_id"])
         if "question_id" in answer and str(answer["question_id"]) != question_id:
-            raise ValueError(f"question and answer #{index} are misaligned: question_id {question_id!r} vs "
-                             f"{answer['question_id']!r}")
+            raise ValueError(
+                f"question and answer #{index} are misaligned: question_id {question_id!r} vs {answer['question_id']!r}"
+            )
         if question_id in seen:
             raise ValueError(f"duplicate question_id {question_id!r} in {questions_path}")
         seen.add(question_id)
         name = str(question["video_name"])
         if name not in cache:
             cache[name] = resolve_video(video_dir, name, video_prefix, extensions)
-        samples.append(QASample(question_id, name, str(question["question"]), str(answer["answer"]),
-                                answer.get("type"), cache[name]))
+        samples.append(
+            QASample(
+                question_id, name, str(question["question"]), str(answer["answer"]), answer.get("type"), cache[name]
+            )
+        )
     missing = sum(sample.video_path is None for sample in samples)
     if missing:
-        logger.warning("%d of %d questions have no video under %s (tried %s)", missing, len(samples), video_dir,
-                       ", ".join(extensions))
+        logger.warning(
+            "%d of %d questions have no video under %s (tried %s)",
+            missing,
+            len(samples),
+            video_dir,
+            ", ".join(extensions),
+        )
     return samples
 
 
@@ -113,8 +135,12 @@ def benchmark_paths(benchmark: str, root: str | Path) -> dict:
         raise ValueError(f"Unknown benchmark {benchmark!r}; expected one of {sorted(BENCHMARKS)}")
     spec = BENCHMARKS[benchmark]
     folder = Path(root) / spec.folder
-    return {"questions": folder / "test_q.json", "answers": folder / "test_a.json",
-            "video_dir": folder / spec.video_dir, "video_prefix": spec.video_prefix}
+    return {
+        "questions": folder / "test_q.json",
+        "answers": folder / "test_a.json",
+        "video_dir": folder / spec.video_dir,
+        "video_prefix": spec.video_prefix,
+    }
 
 
 def load_benchmark(benchmark: str, root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[QASample]:
@@ -127,8 +153,13 @@ def load_benchmark(benchmark: str, root: str | Path, extensions=VIDEO_EXTENSIONS
 
 VCG_FILES = {"generic": "generic_qa.json", "temporal": "temporal_qa.json", "consistency": "consistency_qa.json"}
 #: which prediction file each judged dimension reads
-VCG_DIMENSIONS = {"correctness": "generic", "detail": "generic", "context": "generic", "temporal": "temporal",
-                  "consistency": "consistency"}
+VCG_DIMENSIONS = {
+    "correctness": "generic",
+    "detail": "generic",
+    "context": "generic",
+    "temporal": "temporal",
+    "consistency": "consistency",
+}
 
 
 @dataclass
@@ -142,8 +173,9 @@ class VCGSample:
     video_path: Path | None = None
 
 
-def load_vcg_samples(qa_dir, video_dir, split: str, video_prefix: str = "",
-                     extensions=VIDEO_EXTENSIONS) -> list[VCGSample]:
+def load_vcg_samples(
+    qa_dir, video_dir, split: str, video_prefix: str = "", extensions=VIDEO_EXTENSIONS
+) -> list[VCGSample]:
     """Records of ``generic``/``temporal`` (``Q``, ``A``) or ``consistency`` (``Q1``, ``Q2``, ``A``)."""
     if split not in VCG_FILES:
         raise ValueError(f"Unknown generative-benchmark split {split!r}; expected one of {sorted(VCG_FILES)}")
@@ -157,6 +189,13 @@ def load_vcg_samples(qa_dir, video_dir, split: str, video_prefix: str = "",
         name = str(record["video_name"])
         counts[name] = counts.get(name, 0) + 1
         key = name if counts[name] == 1 else f"{name}_{counts[name] - 1}"
-        samples.append(VCGSample(key, name, str(record["A"]), tuple(str(record[k]) for k in keys),
-                                 resolve_video(video_dir, name, video_prefix, extensions)))
+        samples.append(
+            VCGSample(
+                key,
+                name,
+                str(record["A"]),
+                tuple(str(record[k]) for k in keys),
+                resolve_video(video_dir, name, video_prefix, extensions),
+            )
+        )
     return samples

@@ -6,8 +6,8 @@ original (``--compat``) arithmetic can be computed from one judging run, and so 
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 from .parsing import tolerant_parse
 from .prompts import PROMPTS, render_messages

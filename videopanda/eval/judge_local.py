@@ -5,7 +5,7 @@ not comparable with GPT-judged numbers in the paper; reports name the judge next
 """
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
@@ -17,8 +17,16 @@ logger = logging.getLogger(__name__)
 class LocalJudge(ChatJudge):
     """Judge with a ``text-generation`` pipeline over a chat model (model id/path, or a ready pipeline)."""
 
-    def __init__(self, model, max_new_tokens: int = 64, batch_size: int = 8, device=None, dtype=None,
-                 progress: bool = True, **pipeline_kwargs):
+    def __init__(
+        self,
+        model,
+        max_new_tokens: int = 64,
+        batch_size: int = 8,
+        device=None,
+        dtype=None,
+        progress: bool = True,
+        **pipeline_kwargs,
+    ):
         from transformers import Pipeline, pipeline
 
         if isinstance(model, Pipeline):
@@ -38,11 +46,19 @@ class LocalJudge(ChatJudge):
 
     def complete(self, conversations: Sequence[list[dict]]):
         results = []
-        for start in tqdm(range(0, len(conversations), self.batch_size), desc=self.judge_id,
-                          disable=not self.progress or not conversations):
+        for start in tqdm(
+            range(0, len(conversations), self.batch_size),
+            desc=self.judge_id,
+            disable=not self.progress or not conversations,
+        ):
             batch = list(conversations[start : start + self.batch_size])
-            outputs = self.pipe(batch, max_new_tokens=self.max_new_tokens, do_sample=False, return_full_text=False,
-                                batch_size=len(batch))
+            outputs = self.pipe(
+                batch,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                return_full_text=False,
+                batch_size=len(batch),
+            )
             for output in outputs:
                 text = output[0]["generated_text"]
                 if isinstance(text, list):  # some versions return the chat with the new assistant turn appended

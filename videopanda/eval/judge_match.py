@@ -5,7 +5,7 @@ judge-independent lower bound. It scores accuracy only (``score`` is ``None``).
 """
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .judge_base import Judge, JudgeTask, Judgment
 
@@ -43,6 +43,16 @@ class MatchJudge(Judge):
             if task.protocol != "qa":
                 raise ValueError(f"The {self.judge_id} scorer only supports the 'qa' protocol, got {task.protocol!r}")
             verdict = "yes" if self.matches(task.fields["answer"], task.fields["pred"]) else "no"
-            judgments.append(Judgment(uid=task.uid, protocol="qa", judge_id=self.judge_id, raw=None, pred=verdict,
-                                      score=None, meta=dict(task.meta), kind="match"))
+            judgments.append(
+                Judgment(
+                    uid=task.uid,
+                    protocol="qa",
+                    judge_id=self.judge_id,
+                    raw=None,
+                    pred=verdict,
+                    score=None,
+                    meta=dict(task.meta),
+                    kind="match",
+                )
+            )
         return judgments

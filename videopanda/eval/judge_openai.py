@@ -10,8 +10,8 @@ import os
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -138,17 +138,32 @@ class OpenAIJudge(ChatJudge):
         if pending:
             logger.info(
                 "Judging %d samples with %s (%d cached, concurrency %d)",
-                len(pending), self.model, len(conversations) - len(pending), self.concurrency,
+                len(pending),
+                self.model,
+                len(conversations) - len(pending),
+                self.concurrency,
             )
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = {pool.submit(self._request, messages): (index, key, messages) for index, key, messages in pending}
-            for future in tqdm(as_completed(futures), total=len(futures), desc=f"judge {self.model}",
-                               disable=not self.progress or not futures):
+            for future in tqdm(
+                as_completed(futures),
+                total=len(futures),
+                desc=f"judge {self.model}",
+                disable=not self.progress or not futures,
+            ):
                 index, key, messages = futures[future]
                 text, served_model, error = future.result()
                 if text is not None:
-                    self.cache.put(key, {"model": self.model, "served_model": served_model, "messages": messages,
-                                         "params": self._params(), "response": text})
+                    self.cache.put(
+                        key,
+                        {
+                            "model": self.model,
+                            "served_model": served_model,
+                            "messages": messages,
+                            "params": self._params(),
+                            "response": text,
+                        },
+                    )
                 else:
                     logger.warning("Judge request for sample %d failed: %s", index, error)
                 results[index] = (text, served_model, error)

@@ -29,8 +29,16 @@ class VideoPandaLMMS(lmms):
 
     is_simple = True
 
-    def __init__(self, pretrained: str, processor: str | None = None, dtype: str = "auto", batch_size: int = 1,
-                 device: str | None = None, max_new_tokens: int = 1024, **kwargs):
+    def __init__(
+        self,
+        pretrained: str,
+        processor: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 1,
+        device: str | None = None,
+        max_new_tokens: int = 1024,
+        **kwargs,
+    ):
         super().__init__()
         if kwargs:
             raise ValueError(f"Unknown videopanda model args: {sorted(kwargs)}")
@@ -59,22 +67,30 @@ class VideoPandaLMMS(lmms):
 
     def _generate(self, conversations: list, gen_kwargs: dict) -> list[str]:
         inputs = self.processor.apply_chat_template(
-            conversations, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True,
+            conversations,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            add_generation_prompt=True,
             processor_kwargs={"padding": True, "padding_side": "left"},
         ).to(self._device)
         if "pixel_values_videos" in inputs:
             inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
         temperature = float(gen_kwargs.get("temperature", 0) or 0)
         do_sample = _as_bool(gen_kwargs.get("do_sample", False)) and temperature > 0
-        options = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.default_max_new_tokens)),
-                   "do_sample": do_sample, "num_beams": int(gen_kwargs.get("num_beams", 1) or 1)}
+        options = {
+            "max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.default_max_new_tokens)),
+            "do_sample": do_sample,
+            "num_beams": int(gen_kwargs.get("num_beams", 1) or 1),
+        }
         if do_sample:
             options.update(temperature=temperature, top_p=float(gen_kwargs.get("top_p", 1.0) or 1.0))
         tokenizer = self.processor.tokenizer
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **options, pad_token_id=tokenizer.pad_token_id,
-                                         eos_token_id=tokenizer.eos_token_id)
-        texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            output = self.model.generate(
+                **inputs, **options, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+            )
+        texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         until = gen_kwargs.get("until") or []
         until = [until] if isinstance(until, str) else until
         results = []
@@ -113,4 +129,6 @@ class VideoPandaLMMS(lmms):
         raise NotImplementedError("videopanda does not implement multi-round generation")
 
     def loglikelihood(self, requests):
-        raise NotImplementedError("videopanda answers open-ended tasks (generate_until); loglikelihood is not implemented")
+        raise NotImplementedError(
+            "videopanda answers open-ended tasks (generate_until); loglikelihood is not implemented"
+        )

@@ -16,7 +16,7 @@ The consistency prompt bug (Q1 sent twice) is a prompt matter, handled where tas
 
 import logging
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .judge_base import Judgment
 from .parsing import strict_parse
@@ -109,14 +109,27 @@ def score_metrics(judgments: Iterable[Judgment], compat: bool = False) -> dict:
             try:
                 score_sum += int(result["score"])
             except Exception:  # noqa: BLE001 - the original crashed here; count it like the QA script does
-                logger.warning("compat: sample %s has no int() score (the original script would crash): %r",
-                               judgment.uid, result)
-        return {"mode": "compat", "average_score": _ratio(score_sum, count), "counted": count,
-                "total": len(judgments), "unparseable": dropped, "failed": failed}
+                logger.warning(
+                    "compat: sample %s has no int() score (the original script would crash): %r", judgment.uid, result
+                )
+        return {
+            "mode": "compat",
+            "average_score": _ratio(score_sum, count),
+            "counted": count,
+            "total": len(judgments),
+            "unparseable": dropped,
+            "failed": failed,
+        }
     scores = [judgment.score for judgment in judgments if not judgment.request_failed and judgment.score is not None]
     unparseable = sum(1 for judgment in judgments if not judgment.request_failed and judgment.score is None)
-    return {"mode": "fixed", "average_score": _ratio(sum(scores), len(scores)), "counted": len(scores),
-            "total": len(judgments), "unparseable": unparseable, "failed": failed}
+    return {
+        "mode": "fixed",
+        "average_score": _ratio(sum(scores), len(scores)),
+        "counted": len(scores),
+        "total": len(judgments),
+        "unparseable": unparseable,
+        "failed": failed,
+    }
 
 
 def breakdown(judgments: Iterable[Judgment], key: Callable[[Judgment], object], compat: bool = False) -> dict:

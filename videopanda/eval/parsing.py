@@ -11,11 +11,11 @@ import math
 import re
 from dataclasses import dataclass
 
-_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.S)
-_BRACES = re.compile(r"\{[^{}]*\}", re.S)
+_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
+_BRACES = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _DOUBLED_QUOTES = re.compile(r"(['\"]){2,}(?=\w)")
-_PRED_FALLBACK = re.compile(r"""pred\w*['"]*\s*[:=]\s*['"]*\s*(yes|no)\b""", re.I)
-_SCORE_FALLBACK = re.compile(r"""score['"]*\s*[:=]\s*['"]*\s*(-?\d+(?:\.\d+)?)""", re.I)
+_PRED_FALLBACK = re.compile(r"""pred\w*['"]*\s*[:=]\s*['"]*\s*(yes|no)\b""", re.IGNORECASE)
+_SCORE_FALLBACK = re.compile(r"""score['"]*\s*[:=]\s*['"]*\s*(-?\d+(?:\.\d+)?)""", re.IGNORECASE)
 _PUNCT = re.compile(r"[^\w\s]")
 
 
@@ -48,7 +48,7 @@ def _candidate_dicts(text: str):
             for loader in (ast.literal_eval, json.loads):
                 try:
                     value = loader(candidate)
-                except Exception:  # noqa: BLE001 - try the next repair
+                except Exception:  # noqa: BLE001, S112 - try the next repair
                     continue
                 if isinstance(value, dict):
                     yield value

@@ -11,9 +11,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -30,6 +30,16 @@ class GenerationRequest:
     video: Path | None
     question: str
     record: dict = field(default_factory=dict)
+
+
+def distributed_state():
+    """accelerate's process state; CPU-only multi-process launches (``torchrun`` without GPUs) get the gloo backend,
+    which accelerate only picks when asked for CPU explicitly."""
+    import torch
+    from accelerate import PartialState
+
+    multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=multi_process and not torch.cuda.is_available())
 
 
 def build_messages(video: Path, question: str) -> list[dict]:
@@ -65,7 +75,7 @@ def generate_batch(model, processor, requests: Sequence[GenerationRequest], max_
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-    new_tokens = output[:, inputs["input_ids"].shape[1]:]
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
@@ -116,14 +126,12 @@ def predict(
     so a single broken file does not take its neighbours down. ``limit`` stops after that many new answers per process
     (for smoke tests), leaving a resumable journal.
     """
-    from accelerate import PartialState
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     uids = [request.uid for request in requests]
     if len(set(uids)) != len(uids):
         raise ValueError("Generation request ids must be unique")
-    state = PartialState()
+    state = distributed_state()
     output = Path(output)
     already = done_ids(output)
     missing = [request for request in requests if request.video is None]
@@ -133,10 +141,19 @@ def predict(
     journal = Journal(_parts_dir(output) / f"rank{state.process_index}.jsonl")
     failures, answered = [], 0
     if state.is_main_process:
-        logger.info("%d requests: %d done, %d without video, %d to answer on %d process(es)", len(requests),
-                    len(already & set(uids)), len(missing), len(pending), state.num_processes)
-    bar = tqdm(total=sum(len(batch) for batch in mine), desc=f"predict rank {state.process_index}",
-               disable=not progress or not state.is_local_main_process)
+        logger.info(
+            "%d requests: %d done, %d without video, %d to answer on %d process(es)",
+            len(requests),
+            len(already & set(uids)),
+            len(missing),
+            len(pending),
+            state.num_processes,
+        )
+    bar = tqdm(
+        total=sum(len(batch) for batch in mine),
+        desc=f"predict rank {state.process_index}",
+        disable=not progress or not state.is_local_main_process,
+    )
     for batch in mine:
         if limit is not None and answered >= limit:
             break
@@ -173,14 +190,21 @@ def predict(
         summary = {
             "output": str(output),
             "requests": len(requests),
-            "answered": len(records) if complete else len(done_ids(output) & set(uids)),
+            "processes": state.num_processes,
+            "answered": len({record["id"] for record in records} & set(uids))
+            if complete
+            else len(done_ids(output) & set(uids)),
             "missing_videos": [{"id": request.uid, "video": request.record.get("video_name")} for request in missing],
             "failed": all_failures,
             "complete": complete and not all_failures and not missing,
         }
         output.with_name(output.name + ".summary.json").write_text(json.dumps(summary, indent=1))
         if missing or all_failures:
-            logger.warning("%d question(s) skipped for missing videos, %d for unreadable videos (see %s)",
-                           len(missing), len(all_failures), output.with_name(output.name + ".summary.json"))
+            logger.warning(
+                "%d question(s) skipped for missing videos, %d for unreadable videos (see %s)",
+                len(missing),
+                len(all_failures),
+                output.with_name(output.name + ".summary.json"),
+            )
     state.wait_for_everyone()
     return summary if summary is not None else {"output": str(output)}

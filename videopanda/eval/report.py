@@ -31,8 +31,14 @@ def _percent(value):
     return None if value is None else round(100 * value, 2)
 
 
-def qa_report(benchmark: str, judgments_by_judge: dict, model: str = "", compat: bool = False,
-              questions: dict | None = None, missing_predictions: int = 0) -> dict:
+def qa_report(
+    benchmark: str,
+    judgments_by_judge: dict,
+    model: str = "",
+    compat: bool = False,
+    questions: dict | None = None,
+    missing_predictions: int = 0,
+) -> dict:
     """Report for one zero-shot QA run: one result row per judge, breakdowns, and the paper's rows.
 
     ``questions`` maps ``uid -> question text`` to add the what/who/how breakdown; judgments' ``meta["type"]``
@@ -42,12 +48,20 @@ def qa_report(benchmark: str, judgments_by_judge: dict, model: str = "", compat:
     results, breakdowns = [], {}
     for judge_id, judgments in judgments_by_judge.items():
         metrics = qa_metrics(judgments, compat=compat)
-        results.append({"judge": judge_id, "served_models": _served(judgments), **metrics,
-                        "accuracy_percent": _percent(metrics["accuracy"])})
+        results.append(
+            {
+                "judge": judge_id,
+                "served_models": _served(judgments),
+                **metrics,
+                "accuracy_percent": _percent(metrics["accuracy"]),
+            }
+        )
         groups = {}
         if any(judgment.meta.get("type") is not None for judgment in judgments):
             names = spec.type_names if spec else {}
-            groups["type"] = breakdown(judgments, lambda j: names.get(j.meta.get("type"), j.meta.get("type")), compat)
+            groups["type"] = breakdown(
+                judgments, lambda j, names=names: names.get(j.meta.get("type"), j.meta.get("type")), compat
+            )
         if questions:
             groups["question_word"] = breakdown(judgments, lambda j: question_word(questions.get(j.uid, "")), compat)
         for grouping in groups.values():
@@ -98,44 +112,84 @@ def _fmt(value, digits=2):
 
 def render_markdown(report: dict) -> str:
     """A readable results table; every number of ours names its judge."""
-    lines = [f"# {report['title']}: {report.get('model') or 'model'}", "",
-             f"Arithmetic: **{report['mode']}** "
-             + ("(published scripts reproduced: int() scores, unparseable replies dropped, substring yes/no)"
-                if report["mode"] == "compat" else "(float scores, unparseable replies counted apart)"), ""]
+    lines = [
+        f"# {report['title']}: {report.get('model') or 'model'}",
+        "",
+        f"Arithmetic: **{report['mode']}** "
+        + (
+            "(published scripts reproduced: int() scores, unparseable replies dropped, substring yes/no)"
+            if report["mode"] == "compat"
+            else "(float scores, unparseable replies counted apart)"
+        ),
+        "",
+    ]
     if report["kind"] == "qa":
-        lines += ["| Source | Judge | Accuracy (%) | Score (0-5) | Counted | Unparseable | Failed |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "| Source | Judge | Accuracy (%) | Score (0-5) | Counted | Unparseable | Failed |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in report["results"]:
             judge = row["judge"] + (f" (served: {', '.join(row['served_models'])})" if row["served_models"] else "")
-            lines.append(f"| ours | {judge} | {_fmt(row['accuracy_percent'], 1)} | {_fmt(row['average_score'])} | "
-                         f"{row['counted']} | {row['unparseable']} | {row['failed']} |")
+            lines.append(
+                f"| ours | {judge} | {_fmt(row['accuracy_percent'], 1)} | {_fmt(row['average_score'])} | "
+                f"{row['counted']} | {row['unparseable']} | {row['failed']} |"
+            )
         for row in report["paper"]["rows"]:
-            lines.append(f"| paper: {row['model']} | {report['paper']['judge']} | {_fmt(row['accuracy'], 1)} | "
-                         f"{_fmt(row['score'], 1)} | | | |")
+            lines.append(
+                f"| paper: {row['model']} | {report['paper']['judge']} | {_fmt(row['accuracy'], 1)} | "
+                f"{_fmt(row['score'], 1)} | | | |"
+            )
         if report.get("missing_predictions"):
-            lines += ["", f"{report['missing_predictions']} question(s) have no prediction (missing or unreadable "
-                          "video) and are not judged."]
+            lines += [
+                "",
+                (
+                    f"{report['missing_predictions']} question(s) have no prediction (missing or unreadable "
+                    "video) and are not judged."
+                ),
+            ]
         for judge_id, groups in report["breakdown"].items():
             for grouping, rows in groups.items():
-                lines += ["", f"## By {grouping.replace('_', ' ')} ({judge_id})", "",
-                          "| Group | Accuracy (%) | Score (0-5) | Counted | Unparseable |", "| --- | ---: | ---: | ---: | ---: |"]
-                lines += [f"| {name} | {_fmt(row['accuracy_percent'], 1)} | {_fmt(row['average_score'])} | "
-                          f"{row['counted']} | {row['unparseable']} |" for name, row in rows.items()]
+                lines += [
+                    "",
+                    f"## By {grouping.replace('_', ' ')} ({judge_id})",
+                    "",
+                    "| Group | Accuracy (%) | Score (0-5) | Counted | Unparseable |",
+                    "| --- | ---: | ---: | ---: | ---: |",
+                ]
+                lines += [
+                    f"| {name} | {_fmt(row['accuracy_percent'], 1)} | {_fmt(row['average_score'])} | "
+                    f"{row['counted']} | {row['unparseable']} |"
+                    for name, row in rows.items()
+                ]
     else:
         dims = list(VCG_DIMENSIONS)
-        judge = report["judge"] + (f" (served: {', '.join(report['served_models'])})" if report["served_models"] else "")
-        lines += ["| Source | Judge | " + " | ".join(d.capitalize() for d in dims) + " | Average |",
-                  "| --- | --- | " + " | ".join("---:" for _ in dims) + " | ---: |"]
+        judge = report["judge"] + (
+            f" (served: {', '.join(report['served_models'])})" if report["served_models"] else ""
+        )
+        lines += [
+            "| Source | Judge | " + " | ".join(d.capitalize() for d in dims) + " | Average |",
+            "| --- | --- | " + " | ".join("---:" for _ in dims) + " | ---: |",
+        ]
         ours = [_fmt(report["dimensions"].get(d, {}).get("average_score")) for d in dims]
         lines.append(f"| ours | {judge} | " + " | ".join(ours) + f" | {_fmt(report['average'])} |")
         for row in report["paper"]["rows"]:
-            lines.append(f"| paper: {row['model']} | {report['paper']['judge']} | "
-                         + " | ".join(_fmt(row[d]) for d in dims) + f" | {_fmt(row['average'])} |")
+            lines.append(
+                f"| paper: {row['model']} | {report['paper']['judge']} | "
+                + " | ".join(_fmt(row[d]) for d in dims)
+                + f" | {_fmt(row['average'])} |"
+            )
         lines += ["", "| Dimension | Counted | Unparseable | Failed |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {d} | {row['counted']} | {row['unparseable']} | {row['failed']} |"
-                  for d, row in report["dimensions"].items()]
-    lines += ["", f"Paper numbers: {report['paper']['source']}, judged by {report['paper']['judge']} with the "
-                  "published arithmetic (our `--compat` mode)."]
+        lines += [
+            f"| {d} | {row['counted']} | {row['unparseable']} | {row['failed']} |"
+            for d, row in report["dimensions"].items()
+        ]
+    lines += [
+        "",
+        (
+            f"Paper numbers: {report['paper']['source']}, judged by {report['paper']['judge']} with the "
+            "published arithmetic (our `--compat` mode)."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 

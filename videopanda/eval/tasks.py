@@ -6,7 +6,7 @@ the generative benchmark's three prediction files, and the consistency prompt bu
 Video-LLaVA and Video-Panda did; the fixed mode sends Q1 and Q2, as Video-ChatGPT does since its issue #94).
 """
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .datasets import VCG_DIMENSIONS, QASample, VCGSample
 from .judge_base import JudgeTask
@@ -16,9 +16,17 @@ from .predict import GenerationRequest
 def qa_requests(samples: Sequence[QASample]) -> list[GenerationRequest]:
     """One request per question, keyed by ``question_id``."""
     return [
-        GenerationRequest(sample.question_id, sample.video_path, sample.question,
-                          {"question": sample.question, "answer": sample.answer, "video_name": sample.video_name,
-                           "type": sample.type})
+        GenerationRequest(
+            sample.question_id,
+            sample.video_path,
+            sample.question,
+            {
+                "question": sample.question,
+                "answer": sample.answer,
+                "video_name": sample.video_name,
+                "type": sample.type,
+            },
+        )
         for sample in samples
     ]
 
@@ -30,9 +38,14 @@ def qa_judge_tasks(predictions: Iterable[dict]) -> list[JudgeTask]:
         missing = [key for key in ("id", "question", "answer", "pred") if key not in record]
         if missing:
             raise ValueError(f"prediction #{number} lacks {missing}: {record}")
-        tasks.append(JudgeTask(str(record["id"]), "qa",
-                               {"question": record["question"], "answer": record["answer"], "pred": record["pred"]},
-                               {"type": record.get("type"), "video_name": record.get("video_name")}))
+        tasks.append(
+            JudgeTask(
+                str(record["id"]),
+                "qa",
+                {"question": record["question"], "answer": record["answer"], "pred": record["pred"]},
+                {"type": record.get("type"), "video_name": record.get("video_name")},
+            )
+        )
     return tasks
 
 
@@ -42,8 +55,11 @@ def vcg_requests(split: str, samples: Sequence[VCGSample]) -> list[GenerationReq
     for sample in samples:
         for index, question in enumerate(sample.questions, 1):
             suffix = f"/{index}" if split == "consistency" else ""
-            requests.append(GenerationRequest(f"{split}/{sample.key}{suffix}", sample.video_path, question,
-                                              {"video_name": sample.video_name}))
+            requests.append(
+                GenerationRequest(
+                    f"{split}/{sample.key}{suffix}", sample.video_path, question, {"video_name": sample.video_name}
+                )
+            )
     return requests
 
 
@@ -57,11 +73,27 @@ def vcg_records(split: str, samples: Sequence[VCGSample], predictions: Iterable[
             pred1, pred2 = answers.get(f"{split}/{sample.key}/1"), answers.get(f"{split}/{sample.key}/2")
             if pred1 is None or pred2 is None:
                 continue
-            records.append({"id": sample.key, "video_name": sample.video_name, "Q1": sample.questions[0],
-                            "Q2": sample.questions[1], "A": sample.answer, "pred1": pred1, "pred2": pred2})
+            records.append(
+                {
+                    "id": sample.key,
+                    "video_name": sample.video_name,
+                    "Q1": sample.questions[0],
+                    "Q2": sample.questions[1],
+                    "A": sample.answer,
+                    "pred1": pred1,
+                    "pred2": pred2,
+                }
+            )
         elif (pred := answers.get(f"{split}/{sample.key}")) is not None:
-            records.append({"id": sample.key, "video_name": sample.video_name, "Q": sample.questions[0],
-                            "A": sample.answer, "pred": pred})
+            records.append(
+                {
+                    "id": sample.key,
+                    "video_name": sample.video_name,
+                    "Q": sample.questions[0],
+                    "A": sample.answer,
+                    "pred": pred,
+                }
+            )
     return records
 
 
@@ -72,8 +104,13 @@ def vcg_judge_tasks(dimension: str, records: Iterable[dict], compat: bool = Fals
     tasks = []
     for record in records:
         if dimension == "consistency":
-            fields = {"question1": record["Q1"], "question2": record["Q1"] if compat else record["Q2"],
-                      "answer": record["A"], "pred1": record["pred1"], "pred2": record["pred2"]}
+            fields = {
+                "question1": record["Q1"],
+                "question2": record["Q1"] if compat else record["Q2"],
+                "answer": record["A"],
+                "pred1": record["pred1"],
+                "pred2": record["pred2"],
+            }
         else:
             fields = {"question": record["Q"], "answer": record["A"], "pred": record["pred"]}
         tasks.append(JudgeTask(f"{dimension}/{record['id']}", dimension, fields, {"video_name": record["video_name"]}))

@@ -40,9 +40,16 @@ class VideoPandaQATask(ConfigurableTask):
             raise ValueError(f"Set VIDEOPANDA_QA_ROOT to the GPT_Zero_Shot_QA folder to run the {benchmark} task")
         samples = load_benchmark(benchmark, root)
         rows = [
-            {"question_id": s.question_id, "video_name": s.video_name, "question": s.question, "answer": s.answer,
-             "type": "" if s.type is None else str(s.type), "video_path": str(s.video_path)}
-            for s in samples if s.video_path is not None
+            {
+                "question_id": s.question_id,
+                "video_name": s.video_name,
+                "question": s.question,
+                "answer": s.answer,
+                "type": "" if s.type is None else str(s.type),
+                "video_path": str(s.video_path),
+            }
+            for s in samples
+            if s.video_path is not None
         ]
         if len(rows) < len(samples):
             logger.warning("%s: %d question(s) left out for missing videos", benchmark, len(samples) - len(rows))
@@ -65,14 +72,26 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    record = {"question_id": doc["question_id"], "question": doc["question"], "answer": doc["answer"],
-              "pred": results[0], "type": doc["type"]}
+    record = {
+        "question_id": doc["question_id"],
+        "question": doc["question"],
+        "answer": doc["answer"],
+        "pred": results[0],
+        "type": doc["type"],
+    }
     return {"match_accuracy": record, "gpt_eval_accuracy": record, "gpt_eval_score": record}
 
 
 def _tasks(results):
-    return [JudgeTask(r["question_id"], "qa", {"question": r["question"], "answer": r["answer"], "pred": r["pred"]},
-                      {"type": r["type"]}) for r in results]
+    return [
+        JudgeTask(
+            r["question_id"],
+            "qa",
+            {"question": r["question"], "answer": r["answer"], "pred": r["pred"]},
+            {"type": r["type"]},
+        )
+        for r in results
+    ]
 
 
 def aggregate_match_accuracy(results):
@@ -80,13 +99,17 @@ def aggregate_match_accuracy(results):
 
 
 def _judge_configured() -> bool:
-    return any(os.environ.get(name) for name in ("VIDEOPANDA_JUDGE_BASE_URL", "VIDEOPANDA_JUDGE_API_KEY",
-                                                 "OPENAI_API_KEY", "OPENAI_BASE_URL"))
+    return any(
+        os.environ.get(name)
+        for name in ("VIDEOPANDA_JUDGE_BASE_URL", "VIDEOPANDA_JUDGE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    )
 
 
 def _gpt_metrics(results):
     if not _judge_configured():
-        logger.warning("No judge configured (VIDEOPANDA_JUDGE_BASE_URL / VIDEOPANDA_JUDGE_API_KEY): GPT metrics are NaN")
+        logger.warning(
+            "No judge configured (VIDEOPANDA_JUDGE_BASE_URL / VIDEOPANDA_JUDGE_API_KEY): GPT metrics are NaN"
+        )
         return None
     from videopanda.eval.judge_openai import OpenAIJudge
 
