@@ -159,3 +159,23 @@ def test_two_processes_match_one_process(setup, tmp_path):
     for step in (1, 2):
         for key in ("loss", "lm_loss", "distill_loss"):
             assert two[step][key] == pytest.approx(one[step][key], abs=1e-4), (step, key, one[step], two[step])
+
+
+@pytest.mark.slow
+def test_trl_trainer_with_lora_writes_adapter_and_merged_folder(setup, tmp_path):
+    out = tmp_path / "lora"
+    assert main(_args(setup, "stage3", setup["model"], out, "--max-steps", "1", "--set", "training.trainer=trl",
+                      "--set", "training.lora_r=4", "--set", "training.global_batch_size=2",
+                      "--set", "training.per_device_batch_size=2")) == 0
+    entry = _steps(_history(out))[1]
+    assert "lm_loss" in entry and "distill_loss" in entry and "mean_token_accuracy" in entry
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    merged = _tensors(out)
+    assert not any("lora_" in k or "distillation_head" in k for k in merged)
+    assert (out / "distillation_head.safetensors").is_file() and (out / "tokenizer.json").is_file()
+
+
+def test_lora_is_refused_when_the_llm_is_frozen(setup, tmp_path, capsys):
+    assert main(_args(setup, "stage1", setup["model"], tmp_path, "--set", "training.trainer=trl",
+                      "--set", "training.lora_r=4", "--print-recipe")) == 2
+    assert "freeze_llm" in capsys.readouterr().err

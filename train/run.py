@@ -162,6 +162,22 @@ def check_previous_stage(recipe: Recipe, model_folder: str) -> None:
                        recipe.stage - 1, model_folder, f"stage {previous}" if previous else "not a stage output")
 
 
+def save_merged_lora(trainer, output_dir: Path) -> None:
+    """LoRA runs: the adapter goes to ``OUTPUT/adapter``; the merged model + processor make the usual folder."""
+    from .distillation_trainer_mixin import HEAD_ATTRIBUTE
+
+    trainer.save_model(str(output_dir / "adapter"))
+    if not trainer.args.should_save:
+        return
+    merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+    state = {k: v for k, v in merged.state_dict().items() if not k.startswith(f"{HEAD_ATTRIBUTE}.")}
+    merged.save_pretrained(str(output_dir), state_dict=state)
+    trainer.processing_class.save_pretrained(str(output_dir))
+    head = output_dir / "adapter" / "distillation_head.safetensors"
+    if head.is_file():
+        (output_dir / head.name).write_bytes(head.read_bytes())
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -238,7 +254,10 @@ def train(args) -> Path:
         if resume is None:
             raise ValueError(f"--resume: no checkpoint-* folder in {output_dir}.")
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(output_dir))
+    if recipe.training.lora_r:
+        save_merged_lora(trainer, output_dir)
+    else:
+        trainer.save_model(str(output_dir))
     if trainer.args.should_save:
         (output_dir / "training_recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         (output_dir / STAGE_FILE).write_text(json.dumps({"stage": recipe.stage, "started_from": args.model}))
