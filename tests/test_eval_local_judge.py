@@ -105,3 +105,29 @@ def test_local_judge_needs_a_chat_template():
     pipe = pipeline("text-generation", model=chat_model(tokenizer, False), tokenizer=tokenizer)
     with pytest.raises(ValueError, match="chat template"):
         LocalJudge(pipe)
+
+
+def test_judge_command_with_a_local_model(tmp_path):
+    import json
+
+    from videopanda.eval.cli import main
+
+    tokenizer = chat_tokenizer()
+    model_dir = tmp_path / "judge"
+    chat_model(tokenizer, scripted=True).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": "what is it ?", "answer": "a cat", "pred": pred, "type": i}) + "\n"
+            for i, pred in enumerate(["a cat", "dog"])
+        )
+    )
+    assert main(["judge", "--predictions", str(predictions), "--judge", "local", "--judge-model", str(model_dir)]) == 0
+    report = json.loads((tmp_path / "qa_fixed.json").read_text())
+    local, contains, exact = report["results"]
+    assert local["judge"] == f"local:{model_dir}" and (local["accuracy"], local["average_score"]) == (1.0, 4.0)
+    assert (contains["judge"], contains["accuracy"]) == ("contains-match", 0.5)
+    assert (exact["judge"], exact["accuracy"]) == ("exact-match", 0.5)
+    raws = [json.loads(line)["raw"] for line in (tmp_path / "judgments.jsonl").read_text().splitlines()]
+    assert raws[:2] == ["{'pred': 'yes', 'score': 4}"] * 2

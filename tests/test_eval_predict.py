@@ -194,6 +194,7 @@ def test_resume_after_kill(workspace, reference_run, tmp_path):
     assert 2 <= len(answered) < 10 and not output.exists()
 
     run_cli(predict_argv(workspace, output))
+    assert read_jsonl(output) == read_jsonl(reference_run)
     ids = [record["id"] for record in read_jsonl(output)]
     assert len(ids) == len(set(ids)) == 10
     assert output.read_bytes() == reference_run.read_bytes()
@@ -215,6 +216,7 @@ def test_sharded_run_equals_single_process(workspace, reference_run, tmp_path):
     ]
     result = subprocess.run(command, env=_subprocess_env(), capture_output=True, text=True, check=False, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert read_jsonl(output) == read_jsonl(reference_run)
     assert output.read_bytes() == reference_run.read_bytes()
     summary = json.loads(output.with_name("predictions.jsonl.summary.json").read_text())
     assert [entry["id"] for entry in summary["failed"]] == ["q_broken_0"]

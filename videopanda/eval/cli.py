@@ -33,7 +33,7 @@ def _add_data_options(parser):
     group.add_argument("--answers", help="test_a.json (overrides the benchmark layout)")
     group.add_argument("--video-dir", help="video folder (overrides the benchmark layout)")
     group.add_argument("--video-prefix", default=None, help="file-name prefix, e.g. v_ for ActivityNet")
-    group.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv", help="video extensions tried in order")
+    group.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv,.webm", help="video extensions tried in order")
 
 
 def _add_model_options(parser):
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict_vcg.add_argument("--video-dir", required=True)
     predict_vcg.add_argument("--video-prefix", default="")
-    predict_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv")
+    predict_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv,.webm")
     predict_vcg.add_argument("--output-dir", required=True)
     _add_model_options(predict_vcg)
     predict_vcg.set_defaults(handler=cmd_predict_vcg)
@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge_vcg.add_argument("--qa-dir", required=True)
     judge_vcg.add_argument("--predictions-dir", required=True)
     judge_vcg.add_argument("--video-dir")
-    judge_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv")
+    judge_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv,.webm")
     judge_vcg.add_argument("--output-dir")
     judge_vcg.add_argument("--model-name")
     _add_judge_options(judge_vcg)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-#: the order the original inference scripts try
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+#: the order the original inference scripts try, then ``.webm`` (some ActivityNet videos), which only adds files the
+#: original could not find
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 @dataclass(frozen=True)
