@@ -60,16 +60,18 @@ def write_long_clip(path: Path, seconds: int = 60, fps: int = 25, gop_seconds: i
     return path
 
 
-def time_it(fn, repeats: int) -> tuple[float, list[float]]:
-    """Fastest wall time of `repeats` calls after one warm-up call (imports, allocator), and all the times. On a
-    shared machine the minimum is the steadiest estimate of the work itself; the JSON keeps every run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def time_round_robin(pipelines: dict, repeats: int) -> dict[str, list[float]]:
+    """Wall times of every pipeline, `repeats` rounds after one warm-up call each. The pipelines take turns within a
+    round, so load from other processes on a shared machine hits them alike."""
+    for fn in pipelines.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times), times
+    runs = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, fn in pipelines.items():
+            start = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - start)
+    return runs
 
 
 def decode_all(path: str) -> int:
@@ -117,9 +119,9 @@ def run(clip: Path, repeats: int, size: int, with_teacher: bool = True) -> dict:
     }
     if with_teacher:
         pipelines["ours_with_teacher"] = lambda: ours(path, return_teacher_inputs=True)
-    results, all_runs = {}, {}
-    for name, fn in pipelines.items():
-        results[name], all_runs[name] = time_it(fn, repeats)
+    all_runs = time_round_robin(pipelines, repeats)
+    # The fastest run is the steadiest estimate of the work itself on a shared machine; the JSON keeps every run.
+    results = {name: min(runs) for name, runs in all_runs.items()}
     llava_shape = tuple(llava(path, return_tensors="pt")["pixel_values_videos"].shape)
     return {
         "clip": clip.name,
@@ -157,8 +159,10 @@ def table(report: dict) -> list[str]:
     s, r = report["min_seconds"], report["ratios"]
     width, height = report["clip_size"]
     lines = [
-        f"Clip `{report['clip']}`: {width}x{height} h264, {report['clip_frames']} frames at {report['clip_fps']:g} fps; "
-        f"sampled (original rule): {', '.join(map(str, report['sampled_indices']))}.",
+        (
+            f"Clip `{report['clip']}`: {width}x{height} h264, {report['clip_frames']} frames at {report['clip_fps']:g} fps; "
+            f"sampled (original rule): {', '.join(map(str, report['sampled_indices']))}."
+        ),
         "",
         "| pipeline | seconds | vs ours |",
         "| --- | --- | --- |",
@@ -171,9 +175,11 @@ def table(report: dict) -> list[str]:
         )
     lines += [
         f"| decoding every frame to RGB (no preprocessing) | {s['decode_all']:.3f} | {r['decode_all_over_ours']:.2f}x |",
-        f"| LlavaNextVideoVideoProcessor + PyAV `load_video`, 8 frames -> "
-        f"{tuple(report['output_shape_llava_next_video'])} | {s['llava_next_video']:.3f} | "
-        f"{r['llava_next_video_over_ours']:.2f}x |",
+        (
+            f"| LlavaNextVideoVideoProcessor + PyAV `load_video`, 8 frames -> "
+            f"{tuple(report['output_shape_llava_next_video'])} | {s['llava_next_video']:.3f} | "
+            f"{r['llava_next_video_over_ours']:.2f}x |"
+        ),
     ]
     return lines
 
@@ -184,9 +190,11 @@ def markdown(report: dict) -> str:
         SECTION_START,
         "## Processing: decode + preprocess 8 frames (`benchmarks/bench_processing.py`)",
         "",
-        f"One process, fastest of {report['repeats']} runs after a warm-up; {env['cpu_count']} CPU cores "
-        f"(load average {env['load_average_1min_at_start']:.1f} at start: the machine is shared, so absolute times "
-        f"are noisy; the ratios come from the same run), torch {env['torch']}, PyAV {env['av']}.",
+        (
+            f"One process, fastest of {report['repeats']} interleaved runs after a warm-up; {env['cpu_count']} CPU cores "
+            f"(load average {env['load_average_1min_at_start']:.1f} at start: the machine is shared, so absolute times "
+            f"are noisy; the ratios come from the same run), torch {env['torch']}, PyAV {env['av']}."
+        ),
         "LlavaNextVideo is set to the same 448 px output (shortest edge 448 + centre crop) and 8 uniform frames.",
         "",
         *table(report["clips"][0]),
