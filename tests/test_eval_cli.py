@@ -210,3 +210,20 @@ def test_generative_benchmark(model_dir, tmp_path):
         assert report["paper"]["rows"][0]["model"] == "Video-Panda"
     saved = json.loads((out / "fixed" / "consistency_predictions.json").read_text())
     assert set(saved[0]) == {"id", "video_name", "Q1", "Q2", "A", "pred1", "pred2"}
+
+
+@pytest.mark.slow
+def test_run_on_the_synthetic_benchmark(model_dir, tmp_path):
+    from videopanda.synthetic import QUESTION_TYPES, SyntheticConfig, build_synthetic_videoqa
+
+    config = SyntheticConfig(image_size=56, num_frames=4, num_train=0, num_validation=0, num_test=5)
+    root = build_synthetic_videoqa(tmp_path / "synthetic", config, progress=False)
+    out = tmp_path / "out"
+    assert main(["run", "--benchmark", "synthetic", "--data-root", str(root), "--model", model_dir,
+                 "--output-dir", str(out), "--judge", "match", *FAST]) == 0  # fmt: skip
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [f"test_{i:05d}_0" for i in range(5)]
+    report = json.loads((out / "synthetic_fixed.json").read_text())
+    assert report["title"] == "Synthetic VideoQA (test split)" and report["paper"]["rows"] == []
+    assert [row["judge"] for row in report["results"]] == ["contains-match", "exact-match"]
+    assert set(report["breakdown"]["contains-match"]["type"]) == set(QUESTION_TYPES)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+#: the paper's four QA benchmarks, plus the project's synthetic set (videopanda.synthetic, its test split)
+BENCHMARK_NAMES = ["msvd", "msrvtt", "tgif", "activitynet", "synthetic"]
+
 
 # --- shared options ------------------------------------------------------------------------------------------------
 
@@ -25,7 +28,7 @@ def _add_data_options(parser):
     group = parser.add_argument_group("data (a named benchmark below --data-root, or explicit files)")
     group.add_argument(
         "--benchmark",
-        choices=["msvd", "msrvtt", "tgif", "activitynet"],
+        choices=BENCHMARK_NAMES,
         help="benchmark name (layout, v_ prefix, question types, paper numbers)",
     )
     group.add_argument("--data-root", help="the GPT_Zero_Shot_QA folder holding the <Name>_Zero_Shot_QA folders")
@@ -340,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     judge = commands.add_parser("judge", help="judge a predictions JSONL and write the report")
     judge.add_argument("--predictions", required=True)
-    judge.add_argument("--benchmark", choices=["msvd", "msrvtt", "tgif", "activitynet"])
+    judge.add_argument("--benchmark", choices=BENCHMARK_NAMES)
     judge.add_argument("--output-dir")
     judge.add_argument("--model-name", help="name shown in the report")
     _add_judge_options(judge)
@@ -348,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="recompute the report from saved judgments (no judge calls)")
     report.add_argument("--judgments", required=True)
-    report.add_argument("--benchmark", choices=["msvd", "msrvtt", "tgif", "activitynet"])
+    report.add_argument("--benchmark", choices=BENCHMARK_NAMES)
     report.add_argument("--output-dir")
     report.add_argument("--model-name")
     report.add_argument("--compat", action="store_true", help="the published arithmetic")

@@ -43,6 +43,9 @@ ACTIVITYNET_TYPES = {
     8: "other",
 }
 
+#: the project's synthetic VideoQA (``videopanda.synthetic``): ``<root>/test/{test_q.json,test_a.json,videos/}``
+SYNTHETIC_TYPES = {0: "colour", 1: "shape", 2: "direction", 3: "order", 4: "count"}
+
 BENCHMARKS = {
     "msvd": QABenchmark("msvd", "MSVD-QA", "MSVD_Zero_Shot_QA", "videos"),
     "msrvtt": QABenchmark("msrvtt", "MSRVTT-QA", "MSRVTT_Zero_Shot_QA", "videos/all"),
@@ -50,6 +53,7 @@ BENCHMARKS = {
     "activitynet": QABenchmark(
         "activitynet", "ActivityNet-QA", "Activitynet_Zero_Shot_QA", "all_test", "v_", ACTIVITYNET_TYPES
     ),
+    "synthetic": QABenchmark("synthetic", "Synthetic VideoQA (test split)", "test", "videos", "", SYNTHETIC_TYPES),
 }
 
 
