@@ -221,3 +221,17 @@ def test_sharded_run_equals_single_process(workspace, reference_run, tmp_path):
     summary = json.loads(output.with_name("predictions.jsonl.summary.json").read_text())
     assert [entry["id"] for entry in summary["failed"]] == ["q_broken_0"]
     assert summary["processes"] == 2
+
+
+def test_a_run_where_everything_fails_stops(workspace, tmp_path):
+    from videopanda.eval.cli import load_model_and_processor
+    from videopanda.eval.predict import FAILURES_BEFORE_ABORT, GenerationRequest, predict
+
+    model, processor = load_model_and_processor(workspace["model"])
+    requests = []
+    for index in range(FAILURES_BEFORE_ABORT + 2):
+        path = tmp_path / f"bad{index}.mp4"
+        path.write_bytes(b"garbage" * 10)
+        requests.append(GenerationRequest(f"bad{index}", path, "what is in this video ?"))
+    with pytest.raises(RuntimeError, match="all failed"):
+        predict(model, processor, requests, tmp_path / "p.jsonl", batch_size=2, max_new_tokens=2, progress=False)

@@ -21,6 +21,9 @@ from .journal import Journal, read_jsonl
 
 logger = logging.getLogger(__name__)
 
+#: a run whose first this-many requests all fail stops instead of listing every question as skipped
+FAILURES_BEFORE_ABORT = 8
+
 
 @dataclass
 class GenerationRequest:
@@ -175,6 +178,11 @@ def predict(
                         logger.warning("Skipping %s: %r", request.uid, single_error)
         journal.append([{"id": request.uid, **request.record, "pred": answer} for request, answer in done])
         answered += len(done)
+        if not answered and len(failures) >= FAILURES_BEFORE_ABORT:
+            raise RuntimeError(
+                f"The first {len(failures)} requests all failed, which looks like a setup problem rather than broken "
+                f"videos; last error: {failures[-1]['error']}"
+            )
         bar.update(len(batch))
     bar.close()
     failure_file = _parts_dir(output) / f"rank{state.process_index}.failures.json"
