@@ -59,6 +59,7 @@ def attach_distillation_head(model: nn.Module, teacher_hidden_size: int, args: D
     text = core.config.text_config
     head = getattr(core, HEAD_ATTRIBUTE, None)
     if head is not None:
+        head.loss_type = args.loss_type
         return head
     head = DistillationHead(text.hidden_size, teacher_hidden_size, text.num_hidden_layers, args.layer_stride,
                             args.loss_type, layer_norm_eps=1e-5)

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=".", help="folder the recipe's relative data paths start from")
     parser.add_argument("--video-root", help="folder the videos' relative paths start from (overrides the recipe)")
     parser.add_argument("--teacher-path", help="teacher folder (LanguageBind_Video_merge or a transformers backbone)")
+    parser.add_argument("--teacher-cache", help="dataset folder with precomputed teacher features: reused when it holds "
+                        "this stage's samples, (re)computed otherwise; training then runs without the teacher")
     parser.add_argument("--resume", nargs="?", const="latest", help="resume from CHECKPOINT, or the latest one in "
                         "--output-dir when given without a value")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
@@ -162,6 +164,42 @@ def check_previous_stage(recipe: Recipe, model_folder: str) -> None:
                        recipe.stage - 1, model_folder, f"stage {previous}" if previous else "not a stage output")
 
 
+def cached_teacher_dataset(cache_dir: str, dataset, processor, teacher):
+    """Reuse ``cache_dir`` (a dataset with teacher features) when it holds exactly this stage's samples, else build it.
+
+    Only global rank 0 computes; the other processes wait at a barrier and then read the saved cache.
+    """
+    from datasets import load_from_disk
+
+    from .teacher_cache import precompute_teacher_features
+
+    def matches():
+        if not Path(cache_dir, "dataset_info.json").is_file():
+            return None
+        cached = load_from_disk(cache_dir)
+        return cached if cached["id"] == dataset["id"] else None
+
+    cached = matches()
+    if cached is None and _is_main_process():
+        logger.info("Computing teacher features for %d samples into %s.", len(dataset), cache_dir)
+        precompute_teacher_features(dataset, processor.video_processor, teacher, cache_dir=cache_dir + ".tmp")
+        if Path(cache_dir).exists():
+            import shutil
+
+            shutil.rmtree(cache_dir)
+        Path(cache_dir + ".tmp").rename(cache_dir)
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.barrier()
+    cached = cached if cached is not None else matches()
+    if cached is None:
+        raise ValueError(f"the teacher cache {cache_dir} does not hold this stage's samples.")
+    return cached
+
+
 def save_merged_lora(trainer, output_dir: Path) -> None:
     """LoRA runs: the adapter goes to ``OUTPUT/adapter``; the merged model + processor make the usual folder."""
     from .distillation_trainer_mixin import HEAD_ATTRIBUTE
@@ -214,6 +252,10 @@ def train(args) -> Path:
         report_path=output_dir / "data_report.json" if _is_main_process() else None,
     )
     teacher = build_teacher(recipe)
+    teacher_hidden_size = None
+    if args.teacher_cache and teacher is not None:
+        dataset = cached_teacher_dataset(args.teacher_cache, dataset, processor, teacher)
+        teacher_hidden_size, teacher = teacher.hidden_size, None  # features come from the cache
     distillation = DistillationArguments(recipe.distillation.loss_type, recipe.distillation.weight,
                                          recipe.distillation.layer_stride)
     collator = VideoPandaDataCollator(processor, teacher_inputs=distillation.enabled,
@@ -221,7 +263,7 @@ def train(args) -> Path:
     trl = recipe.training.trainer == "trl"
     targs = training_arguments(recipe, str(output_dir), trl)
     common = dict(model=model, args=targs, train_dataset=dataset, data_collator=collator, processing_class=processor,
-                  teacher=teacher, distillation=distillation,
+                  teacher=teacher, distillation=distillation, teacher_hidden_size=teacher_hidden_size,
                   alignment_learning_rate=recipe.training.alignment_learning_rate)
     if trl:
         from .sft_trainer import VideoPandaSFTTrainer
