@@ -1,5 +1,24 @@
 """Video-Panda model classes (installed as ``videopanda.modeling``)."""
 
 from .configuration_videopanda import VideoPandaConfig
+from .modeling_stab import VideoPandaVisionOutput, VideoPandaVisionTower
+from .modeling_videopanda import (
+    VideoPandaCausalLMOutputWithPast,
+    VideoPandaForConditionalGeneration,
+    VideoPandaModel,
+    VideoPandaModelOutputWithPast,
+    VideoPandaPreTrainedModel,
+    VideoPandaVideoFeaturesOutput,
+)
 
-__all__ = ["VideoPandaConfig"]
+__all__ = [
+    "VideoPandaCausalLMOutputWithPast",
+    "VideoPandaConfig",
+    "VideoPandaForConditionalGeneration",
+    "VideoPandaModel",
+    "VideoPandaModelOutputWithPast",
+    "VideoPandaPreTrainedModel",
+    "VideoPandaVideoFeaturesOutput",
+    "VideoPandaVisionOutput",
+    "VideoPandaVisionTower",
+]
