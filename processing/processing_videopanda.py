@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from tokenizers import AddedToken
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import MultiModalData, ProcessorMixin
 
-from .frame_geometry_videopanda import tokens_per_frame, valid_token_grid
+from .frame_geometry_videopanda import model_layout, tokens_per_frame, valid_token_grid
 from .video_processing_videopanda import VideoPandaVideoProcessor, _flatten_inputs
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,25 @@ class VideoPandaProcessor(ProcessorMixin):
         kwargs.pop("num_frames", None)  # the sampling request (e.g. num_frames=4); the grid's count is what matters
         count = self.num_video_tokens(video_inputs["pixel_values_videos"][video_idx], num_frames, **kwargs)
         return self.video_token * count
+
+    def _get_num_multimodal_tokens(self, video_sizes=None, **kwargs) -> MultiModalData:
+        """Placeholder counts without pixels, for serving engines: ``video_sizes`` holds ``(frames, height, width)``
+        per video, ``frames`` being the number of real frames after sampling. One frame is an image; a shorter clip
+        gets all-zero frames up to ``num_frames`` (with the default ``short_video_padding="zeros"``)."""
+        if video_sizes is None:
+            return MultiModalData()
+        vp = self.video_processor
+        side = vp.size.height if hasattr(vp.size, "height") else vp.size["height"]
+        padding = kwargs.get("short_video_padding", vp.short_video_padding)
+        num_frames = kwargs.get("num_frames", vp.num_frames)
+        zero_grid = min(vp.padded_frame_crop, side // vp.patch_size) // vp.downsample_window
+        counts = []
+        for frames, height, width in video_sizes:
+            mask = model_layout(int(width), int(height), side, vp.patch_size).mask()
+            per_frame = tokens_per_frame(*valid_token_grid(mask, vp.patch_size, vp.downsample_window))
+            num_zero = max(0, num_frames - frames) if frames > 1 and padding == "zeros" else 0
+            counts.append(frames * per_frame + num_zero * tokens_per_frame(zero_grid, zero_grid))
+        return MultiModalData(num_video_tokens=counts)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):

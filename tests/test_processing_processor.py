@@ -250,3 +250,39 @@ def test_processor_output_runs_the_model(tiny_processor, clip):
         assert torch.isfinite(logits).all()
         generated = model.generate(**inputs, max_new_tokens=2, do_sample=False)
         assert generated.shape == (1, inputs["input_ids"].shape[1] + 2)
+
+
+def test_processor_kwargs_reach_the_video_processor(tiny_processor, clip, tmp_path):
+    out = tiny_processor.apply_chat_template(
+        [user("Hi", {"type": "video", "path": clip})],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={
+            "num_frames": 4,
+            "frame_sampling": "uniform",
+            "videos_kwargs": {"return_teacher_inputs": True},
+        },
+    )
+    assert out["pixel_values_videos"].shape == (1, 4, 4, 112, 112)
+    assert out["teacher_pixel_values_videos"].shape == (1, 4, 4, 56, 56)
+    assert int((out["input_ids"] == tiny_processor.video_token_id).sum()) == 4 * 16
+    # An image block (path) is a one-frame video behind the same placeholder.
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "image.png")
+    conversation = [user("What is this?", {"type": "image", "path": str(tmp_path / "image.png")})]
+    out = tiny_processor.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    assert out["video_grids"].tolist() == [[1, 3, 4]]
+
+
+def test_token_counts_without_pixels_match_the_processor(tiny_processor):
+    sizes = [(8, 40, 70), (3, 90, 40), (1, 30, 60), (8, 64, 64)]
+    counts = tiny_processor._get_num_multimodal_tokens(video_sizes=sizes)["num_video_tokens"]
+    for (frames, height, width), count in zip(sizes, counts):
+        video = np.zeros((frames, height, width, 3), np.uint8)
+        out = tiny_processor(text="<video>", videos=[video], return_tensors="pt")
+        assert int((out["input_ids"] == tiny_processor.video_token_id).sum()) == count
