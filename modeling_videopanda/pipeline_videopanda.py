@@ -11,11 +11,11 @@ import torch
 from transformers import GenerationConfig, Pipeline
 from transformers.utils import logging
 
-
 logger = logging.get_logger(__name__)
 
-# Keys routed to the video processor (through `processor_kwargs` of `apply_chat_template`).
-_PROCESSOR_KEYS = ("num_frames", "fps", "do_sample_frames", "sampling", "video_load_backend")
+# Keys routed to the video processor (through `processor_kwargs` of `apply_chat_template`): transformers' sampling
+# options and Video-Panda's own (`frame_sampling="original"|"uniform"|"fps"`, `short_video_padding="zeros"|"repeat"`).
+_PROCESSOR_KEYS = ("num_frames", "fps", "do_sample_frames", "frame_sampling", "short_video_padding")
 
 
 def _is_message(item) -> bool:
@@ -95,7 +95,9 @@ class VideoTextToTextPipeline(Pipeline):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.processor is None:
-            raise ValueError("VideoTextToTextPipeline needs a processor (tokenizer + video processor) with a chat template.")
+            raise ValueError(
+                "VideoTextToTextPipeline needs a processor (tokenizer + video processor) with a chat template."
+            )
 
     def _sanitize_parameters(
         self,

@@ -5,7 +5,6 @@ import json
 import pytest
 from huggingface_hub import EvalResult, ModelCard
 from huggingface_hub.repocard import metadata_load
-
 from videopanda.model_cards.generator import (
     PAPER_TABLE_1,
     PAPER_TABLE_2,
@@ -68,13 +67,31 @@ def test_stage_one_card_has_no_results():
 
 def test_measured_results_become_model_index(tmp_path):
     results = [
-        {"dataset_type": "videopanda-synthetic", "dataset_name": "Synthetic VideoQA", "dataset_split": "test",
-         "metric_type": "accuracy", "metric_value": 0.97, "metric_name": "colour accuracy"},
-        EvalResult(task_type="video-text-to-text", dataset_type="videopanda-synthetic", dataset_name="Synthetic VideoQA",
-                   dataset_split="test", metric_type="direction_accuracy", metric_value=0.85),
+        {
+            "dataset_type": "videopanda-synthetic",
+            "dataset_name": "Synthetic VideoQA",
+            "dataset_split": "test",
+            "metric_type": "accuracy",
+            "metric_value": 0.97,
+            "metric_name": "colour accuracy",
+        },
+        EvalResult(
+            task_type="video-text-to-text",
+            dataset_type="videopanda-synthetic",
+            dataset_name="Synthetic VideoQA",
+            dataset_split="test",
+            metric_type="direction_accuracy",
+            metric_value=0.85,
+        ),
     ]
-    card = build_model_card("me/videopanda-tiny", base_model=None, license="apache-2.0", eval_results=results,
-                            datasets=["synthetic"], tags=["tiny"])
+    card = build_model_card(
+        "me/videopanda-tiny",
+        base_model=None,
+        license="apache-2.0",
+        eval_results=results,
+        datasets=["synthetic"],
+        tags=["tiny"],
+    )
     card.save(tmp_path / "README.md")
     metadata = metadata_load(tmp_path / "README.md")
     assert "base_model" not in metadata
@@ -93,14 +110,19 @@ def test_bad_results_are_rejected():
 
 
 def test_write_card_reads_folder_facts_and_cli(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     folder = tmp_path / "ckpt"
     folder.mkdir()
     save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, folder / "model.safetensors")
-    config = {"vision_hidden_size": 32, "vision_num_heads": 4, "num_frames": 8, "image_size": 112,
-              "text_config": {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64}}
+    config = {
+        "vision_hidden_size": 32,
+        "vision_num_heads": 4,
+        "num_frames": 8,
+        "image_size": 112,
+        "text_config": {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64},
+    }
     (folder / "config.json").write_text(json.dumps(config))
     assert count_parameters(folder) == 17
     write_model_card(folder, "me/tiny", base_model=None)
@@ -109,8 +131,9 @@ def test_write_card_reads_folder_facts_and_cli(tmp_path):
     assert "width 32, 4 heads" in text and "llama, 2 layers, hidden 64" in text and "112 px" in text
 
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([{"dataset_type": "s", "dataset_name": "S", "metric_type": "accuracy",
-                                    "metric_value": 0.5}]))
+    results.write_text(
+        json.dumps([{"dataset_type": "s", "dataset_name": "S", "metric_type": "accuracy", "metric_value": 0.5}])
+    )
     assert main([str(folder), "--repo-id", "me/tiny", "--results", str(results), "--license", "mit"]) == 0
     metadata = metadata_load(folder / "README.md")
     assert metadata["license"] == "mit" and _metrics(metadata) == {("S", "accuracy"): 0.5}

@@ -67,7 +67,11 @@ def test_frame_sampling_options_reach_the_video_processor(parts):
         {"role": "user", "content": [{"type": "video", "path": parts["clips"][0]}, {"type": "text", "text": QUESTION}]}
     ]
     inputs = parts["processor"].apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        messages,
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
         processor_kwargs={"num_frames": 4},
     )
     assert inputs["pixel_values_videos"].shape[1] == 4
@@ -151,6 +155,7 @@ def test_local_registration_loads_without_remote_code(parts):
     # an explicit class, as transformers requires for any custom task declared in config.json.
     local = pipeline("video-text-to-text", model=str(folder), trust_remote_code=True)
     out = local(video=parts["clips"][0], text=QUESTION, max_new_tokens=4)
-    assert out[0]["generated_text"] == parts["pipe"](video=parts["clips"][0], text=QUESTION, max_new_tokens=4)[0][
-        "generated_text"
-    ]
+    assert (
+        out[0]["generated_text"]
+        == parts["pipe"](video=parts["clips"][0], text=QUESTION, max_new_tokens=4)[0]["generated_text"]
+    )

@@ -406,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
         "in a fresh process that cannot import this project, and upload it to the Hub in one commit.",
         epilog="Example: videopanda push videopanda-quickstart me/videopanda-tiny --private --dry-run",
     )
-    parser.add_argument("folder", help="saved model folder (save_pretrained of model + processor, or a Trainer checkpoint)")
+    parser.add_argument(
+        "folder", help="saved model folder (save_pretrained of model + processor, or a Trainer checkpoint)"
+    )
     parser.add_argument("repo_id", help="target Hub repository, e.g. me/videopanda-tiny")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", help="branch to push to (created if missing)")

@@ -22,7 +22,6 @@ class _BlockProject(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "videopanda" or name.startswith("videopanda."):
             raise ImportError(f"hub_check: {name!r} must not be imported by a checkpoint's remote code")
-        return None
 
 
 def _isolate() -> None:
@@ -67,7 +66,6 @@ def run_checks(folder: Path, video: Path, question: str, max_new_tokens: int, re
         AutoModelForImageTextToText,
         AutoModelForMultimodalLM,
         AutoProcessor,
-        pipeline,
     )
     from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 

@@ -52,4 +52,4 @@ def register_local_classes() -> None:
     logger.debug("Registered the local Video-Panda classes for model_type %r.", model_type)
 
 
-__all__ = ["register_local_classes", "VIDEO_TEXT_TO_TEXT"]
+__all__ = ["VIDEO_TEXT_TO_TEXT", "register_local_classes"]
