@@ -6,6 +6,7 @@ validity-mask channel exactly as the original preprocessing (``frame_geometry_vi
 at a time, so 4K inputs cost 8 decoded frames of memory, never a decoded clip.
 """
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -233,8 +234,8 @@ class VideoPandaVideoProcessor(BaseVideoProcessor):
                 metadata = VideoMetadata(total_num_frames=1, frames_indices=[0])
                 return [process_frame(_load_image_file(source))], metadata
             return decode_video(source, sample_indices_fn=sample_fn, frame_transform=process_frame)
-        if metadata is None:
-            metadata = VideoMetadata(total_num_frames=len(value))
+        # A copy: the caller's metadata must not be changed by sampling.
+        metadata = VideoMetadata(total_num_frames=len(value)) if metadata is None else copy.copy(metadata)
         metadata.total_num_frames = len(value)
         indices = list(range(len(value)))
         if sample_fn is not None and kind == "frames":

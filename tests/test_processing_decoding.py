@@ -309,3 +309,16 @@ def test_an_index_announcing_too_many_frames_is_resampled_from_real_frames(monke
     assert metadata.total_num_frames == 20
     assert metadata.frames_indices == original_frame_indices(20, 8.0)
     assert len(frames) == 8
+
+
+def test_arrays_with_metadata_use_the_original_rule(processor):
+    from transformers.video_utils import VideoMetadata
+
+    video = np.zeros((300, 16, 16, 3), dtype=np.uint8)
+    metadata = VideoMetadata(total_num_frames=300, fps=30.0)
+    out = processor(video, video_metadata=metadata, return_metadata=True)
+    assert out["video_metadata"][0].frames_indices == [0, 30, 60, 90, 150, 180, 210, 270]
+    assert metadata.frames_indices is None  # the caller's metadata is left alone
+    # Without a frame rate the 1-fps step is one frame: an even spread over the whole array.
+    out = processor(video, return_metadata=True)
+    assert out["video_metadata"][0].frames_indices == [0, 42, 85, 128, 170, 213, 256, 299]
