@@ -179,3 +179,19 @@ def test_lora_is_refused_when_the_llm_is_frozen(setup, tmp_path, capsys):
     assert main(_args(setup, "stage1", setup["model"], tmp_path, "--set", "training.trainer=trl",
                       "--set", "training.lora_r=4", "--print-recipe")) == 2
     assert "freeze_llm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_teacher_cache_is_built_once_and_gives_the_live_loss(setup, tmp_path, caplog):
+    small = ["--max-steps", "1", "--set", "training.global_batch_size=2", "--set", "training.per_device_batch_size=2"]
+    cache = tmp_path / "cache"
+    caplog.set_level("INFO")
+    assert main(_args(setup, "stage3", setup["model"], tmp_path / "live", *small)) == 0
+    assert main(_args(setup, "stage3", setup["model"], tmp_path / "c1", "--teacher-cache", str(cache), *small)) == 0
+    assert caplog.text.count("Computing teacher features") == 1
+    assert main(_args(setup, "stage3", setup["model"], tmp_path / "c2", "--teacher-cache", str(cache), *small)) == 0
+    assert caplog.text.count("Computing teacher features") == 1  # reused
+    live, cached = _steps(_history(tmp_path / "live"))[1], _steps(_history(tmp_path / "c2"))[1]
+    # the cache stores float16 features: equal up to that rounding
+    assert cached["distill_loss"] == pytest.approx(live["distill_loss"], abs=1e-4)
+    assert cached["loss"] == pytest.approx(live["loss"], abs=1e-4)
