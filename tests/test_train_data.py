@@ -4,14 +4,20 @@ import json
 import os
 
 import pytest
+from videopanda.train.data import build_dataset, resolve_video_path, subset_indices, to_messages
 
 from videopanda.testing import make_video
-from videopanda.train.data import build_dataset, resolve_video_path, subset_indices, to_messages
 
 
 def _record(i, video):
-    return {"id": f"s{i}", "video": video, "conversations": [
-        {"from": "human", "value": f"<video>\nWhat happens in clip {i}?"}, {"from": "gpt", "value": "A square moves."}]}
+    return {
+        "id": f"s{i}",
+        "video": video,
+        "conversations": [
+            {"from": "human", "value": f"<video>\nWhat happens in clip {i}?"},
+            {"from": "gpt", "value": "A square moves."},
+        ],
+    }
 
 
 @pytest.fixture()
@@ -24,9 +30,16 @@ def bad_data(tmp_path):
     outside = tmp_path / "secret.mp4"
     make_video(outside, num_frames=4, height=32, width=32)
     os.symlink(outside, root / "clips" / "link.mp4")
-    records = [_record(0, "clips/a.mp4"), _record(1, "clips/missing.mp4"), _record(2, "clips/broken.mp4"),
-               _record(3, "../secret.mp4"), _record(4, "clips/b.mp4"), _record(5, str(outside)),
-               _record(6, "clips/link.mp4"), {"id": "s7", "video": "clips/a.mp4", "conversations": []}]
+    records = [
+        _record(0, "clips/a.mp4"),
+        _record(1, "clips/missing.mp4"),
+        _record(2, "clips/broken.mp4"),
+        _record(3, "../secret.mp4"),
+        _record(4, "clips/b.mp4"),
+        _record(5, str(outside)),
+        _record(6, "clips/link.mp4"),
+        {"id": "s7", "video": "clips/a.mp4", "conversations": []},
+    ]
     data = tmp_path / "train.json"
     data.write_text(json.dumps(records))
     return data, root
@@ -42,8 +55,10 @@ def test_bad_records_are_skipped_and_reported(bad_data, tmp_path):
     assert unsafe == {"s3", "s5", "s6"}  # '..', absolute path, symlink escaping the root
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["rejected"]["corrupt_video"] == 1 and saved["examples"]["missing_video"][0]["id"] == "s1"
-    assert dataset[0]["turns"] == [{"role": "user", "text": "What happens in clip 0?"},
-                                   {"role": "assistant", "text": "A square moves."}]
+    assert dataset[0]["turns"] == [
+        {"role": "user", "text": "What happens in clip 0?"},
+        {"role": "assistant", "text": "A square moves."},
+    ]
 
 
 def test_no_usable_sample_is_a_clear_error(bad_data, tmp_path):
@@ -78,8 +93,12 @@ def test_jsonl_and_seeded_half_subset(tmp_path):
 
 
 def test_messages_put_the_video_first_in_the_first_user_turn():
-    turns = [{"role": "user", "text": "Q1"}, {"role": "assistant", "text": "A1"}, {"role": "user", "text": "Q2"},
-             {"role": "assistant", "text": "A2"}]
+    turns = [
+        {"role": "user", "text": "Q1"},
+        {"role": "assistant", "text": "A1"},
+        {"role": "user", "text": "Q2"},
+        {"role": "assistant", "text": "A2"},
+    ]
     messages = to_messages(turns, "/v/a.mp4")
     assert messages[0]["content"] == [{"type": "video", "path": "/v/a.mp4"}, {"type": "text", "text": "Q1"}]
     assert messages[2]["content"] == [{"type": "text", "text": "Q2"}]

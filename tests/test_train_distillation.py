@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from videopanda.train.distillation import (
     DistillationHead,
     patch_token_positions,
@@ -70,8 +69,9 @@ def _hand_example():
 
 
 def _single_layer_head(loss_type="cosine"):
-    head = DistillationHead(llm_hidden_size=4, teacher_hidden_size=2, num_hidden_layers=2, layer_stride=4,
-                            loss_type=loss_type)
+    head = DistillationHead(
+        llm_hidden_size=4, teacher_hidden_size=2, num_hidden_layers=2, layer_stride=4, loss_type=loss_type
+    )
     assert head.layers == [2]
     with torch.no_grad():
         head.layer_projections[0][0].weight.fill_(1.0)
@@ -152,7 +152,7 @@ def test_all_padded_frames_give_zero_that_reaches_every_parameter():
 
 
 def test_token_count_mismatch_is_a_clear_error():
-    hidden, visual, grids, teacher, mask = _hand_example()
+    hidden, visual, _, teacher, mask = _hand_example()
     with pytest.raises(ValueError, match="placeholders"):
         _single_layer_head()(hidden, visual, torch.tensor([[2, 2], [1, 2], [1, 1], [2, 2]]), teacher, mask)
 

@@ -3,8 +3,6 @@
 import pytest
 import torch
 from transformers import TrainingArguments
-
-from videopanda.testing import write_tiny_training_setup
 from videopanda.train.collator import VideoPandaDataCollator
 from videopanda.train.data import build_dataset
 from videopanda.train.distillation_trainer_mixin import DistillationArguments
@@ -12,11 +10,12 @@ from videopanda.train.teacher_cache import precompute_teacher_features
 from videopanda.train.teacher_languagebind import LanguageBindVideoTeacher
 from videopanda.train.trainer import VideoPandaTrainer
 
+from videopanda.testing import write_tiny_training_setup
+
 
 @pytest.mark.slow
 def test_cached_features_match_the_live_teacher_and_the_loss(tmp_path):
     from datasets import load_from_disk
-
     from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
     from videopanda.processing.processing_videopanda import VideoPandaProcessor
 
@@ -24,8 +23,14 @@ def test_cached_features_match_the_live_teacher_and_the_loss(tmp_path):
     dataset, _ = build_dataset(paths["data"], paths["videos"])
     processor = VideoPandaProcessor.from_pretrained(paths["model"], trust_remote_code=True)
     teacher = LanguageBindVideoTeacher.from_pretrained(paths["teacher"])
-    precompute_teacher_features(dataset, processor.video_processor, teacher, batch_size=2, dtype=torch.float32,
-                                cache_dir=str(tmp_path / "cache"))
+    precompute_teacher_features(
+        dataset,
+        processor.video_processor,
+        teacher,
+        batch_size=2,
+        dtype=torch.float32,
+        cache_dir=str(tmp_path / "cache"),
+    )
     cached = load_from_disk(str(tmp_path / "cache"))
 
     collator = VideoPandaDataCollator(processor)
@@ -39,8 +44,11 @@ def test_cached_features_match_the_live_teacher_and_the_loss(tmp_path):
     for batch, kwargs in ((live_batch, {"teacher": teacher}), (cached_batch, {"teacher_hidden_size": 32})):
         model = VideoPandaForConditionalGeneration.from_pretrained(paths["model"]).eval()
         torch.manual_seed(0)
-        trainer = VideoPandaTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path / "out"),
-                                    use_cpu=True, report_to=[]),
-                                    distillation=DistillationArguments(layer_stride=1), **kwargs)
+        trainer = VideoPandaTrainer(
+            model=model,
+            args=TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to=[]),
+            distillation=DistillationArguments(layer_stride=1),
+            **kwargs,
+        )
         losses.append(trainer.compute_loss(trainer.model, dict(batch)).item())
     assert abs(losses[0] - losses[1]) < 1e-5

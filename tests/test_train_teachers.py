@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
-
 from videopanda.train.teacher_hf import HFVisionTeacher
 from videopanda.train.teacher_languagebind import (
     LanguageBindVideoConfig,
@@ -14,8 +13,15 @@ from videopanda.train.teacher_languagebind import (
 )
 from videopanda.train.teacher_outputs import frames_of_videos, teacher_patch_mask
 
-SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=56,
-             projection_dim=24, num_frames=4)
+SMALL = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "image_size": 56,
+    "projection_dim": 24,
+    "num_frames": 4,
+}
 
 
 def _random_checkpoint(config, seed=0):
@@ -36,17 +42,27 @@ def test_full_size_key_names_are_clip_vit_l14_plus_temporal_modules():
     full = LanguageBindVideoConfig()
     shapes = languagebind_vision_key_shapes(full)
     with torch.device("meta"):
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
-            image_size=224, projection_dim=768, hidden_act="gelu"))
+        clip = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_hidden_layers=24,
+                num_attention_heads=16,
+                patch_size=14,
+                image_size=224,
+                projection_dim=768,
+                hidden_act="gelu",
+            )
+        )
     clip_shapes = {k: tuple(v.shape) for k, v in clip.state_dict().items() if not k.endswith("position_ids")}
     temporal = {k: v for k, v in shapes.items() if ".temporal_" in k}
     assert {k: v for k, v in shapes.items() if k not in temporal} == clip_shapes
     assert len(temporal) == 24 * 11  # embedding + layer norm (2) + q/k/v/out (8) per layer
     assert shapes["vision_model.encoder.layers.23.temporal_embedding"] == (1, 8, 1024)
     assert shapes["vision_model.encoder.layers.0.temporal_attn.out_proj.bias"] == (1024,)
-    assert sum(torch.Size(s).numel() for s in shapes.values()) == 303_966_208 + 24 * (4 * 1024 * 1025 + 2 * 1024
-                                                                                        + 8 * 1024)
+    assert sum(torch.Size(s).numel() for s in shapes.values()) == 303_966_208 + 24 * (
+        4 * 1024 * 1025 + 2 * 1024 + 8 * 1024
+    )
 
 
 def test_random_checkpoint_loads_strictly_at_reduced_size():
@@ -72,8 +88,11 @@ def test_random_checkpoint_loads_strictly_at_reduced_size():
 def test_from_pretrained_reads_a_languagebind_folder(tmp_path):
     config = LanguageBindVideoConfig(**SMALL)
     save_file(_random_checkpoint(config), str(tmp_path / "model.safetensors"))
-    hub_config = {"model_type": "LanguageBindVideo", "projection_dim": 24,
-                  "vision_config": {**SMALL, "patch_size": 14, "add_time_attn": True, "lora_r": 64}}
+    hub_config = {
+        "model_type": "LanguageBindVideo",
+        "projection_dim": 24,
+        "vision_config": {**SMALL, "patch_size": 14, "add_time_attn": True, "lora_r": 64},
+    }
     (tmp_path / "config.json").write_text(json.dumps(hub_config))
     teacher = LanguageBindVideoTeacher.from_pretrained(tmp_path)
     assert teacher.config.num_hidden_layers == 3 and teacher.config.num_frames == 4
@@ -107,8 +126,7 @@ def test_frame_permutation_is_equivariant_without_temporal_embedding_only():
         for layer in teacher.vision_model.encoder.layers:
             layer.temporal_embedding.zero_()
     # attention over time is order-agnostic: permuting the frames permutes the features (per clip, same order)
-    torch.testing.assert_close(teacher(video[:, perm]).features, teacher(video).features[:, perm], atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(teacher(video[:, perm]).features, teacher(video).features[:, perm], atol=1e-5, rtol=1e-5)
     # the temporal embedding makes the position of a frame matter
     teacher = _teacher()
     assert not torch.allclose(teacher(video[:, perm]).features, teacher(video).features[:, perm], atol=1e-3)
@@ -136,7 +154,13 @@ def test_hf_backbones_give_patch_features_and_renormalise(tmp_path):
     from transformers import Dinov2Config, Dinov2Model, SiglipVisionConfig, SiglipVisionModel
 
     video = torch.randn(2, 3, 4, 56, 56)
-    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, patch_size=14)
+    small = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "patch_size": 14,
+    }
     siglip = HFVisionTeacher(SiglipVisionModel(SiglipVisionConfig(image_size=56, **small)))
     assert siglip(video).features.shape == (2, 3, 16, 32)
     Dinov2Model(Dinov2Config(image_size=56, **small)).save_pretrained(tmp_path)
@@ -145,9 +169,11 @@ def test_hf_backbones_give_patch_features_and_renormalise(tmp_path):
     assert out.features.shape == (2, 3, 16, 32) and out.grid == (4, 4)
     # CLIP-normalised input is converted to ImageNet statistics before the backbone
     raw = video[:, :, :3] * torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1) + torch.tensor(
-        [0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+        [0.48145466, 0.4578275, 0.40821073]
+    ).view(3, 1, 1)
     imagenet = (raw - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
-        3, 1, 1)
+        3, 1, 1
+    )
     direct = dino.backbone(pixel_values=imagenet.flatten(0, 1), output_hidden_states=True).hidden_states[-2][:, 1:]
     torch.testing.assert_close(out.features.flatten(0, 1), direct, atol=1e-5, rtol=1e-5)
 

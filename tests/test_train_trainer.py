@@ -3,19 +3,26 @@
 import pytest
 import torch
 from transformers import TrainingArguments
-
-from videopanda.testing import frame_token_count, tiny_model, video_pixels
 from videopanda.train.distillation_trainer_mixin import HEAD_FILE, DistillationArguments
 from videopanda.train.model_setup import disable_dropout, freeze_batch_norm_statistics, freeze_language_model
 from videopanda.train.teacher_languagebind import LanguageBindVideoConfig, LanguageBindVideoTeacher
 from videopanda.train.trainer import VideoPandaTrainer
 
+from videopanda.testing import frame_token_count, tiny_model, video_pixels
+
 SIZE, FRAMES = 56, 4
 
 
 def _teacher():
-    config = LanguageBindVideoConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     image_size=SIZE // 2, projection_dim=8, num_frames=FRAMES)
+    config = LanguageBindVideoConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=SIZE // 2,
+        projection_dim=8,
+        num_frames=FRAMES,
+    )
     torch.manual_seed(7)
     teacher = LanguageBindVideoTeacher(config)
     with torch.no_grad():
@@ -35,8 +42,13 @@ def _sample(seed, valid_frames, answer_len):
     labels = ids.clone()
     labels[: 3 + visual] = -100
     teacher = torch.nn.functional.interpolate(pixels, size=(SIZE // 2, SIZE // 2), mode="nearest")
-    return {"input_ids": ids, "labels": labels, "pixel_values_videos": pixels,
-            "video_grids": torch.tensor([FRAMES, 2, 2]), "teacher_pixel_values_videos": teacher}
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "pixel_values_videos": pixels,
+        "video_grids": torch.tensor([FRAMES, 2, 2]),
+        "teacher_pixel_values_videos": teacher,
+    }
 
 
 def _collate(samples):
@@ -46,8 +58,9 @@ def _collate(samples):
         pad = length - len(s["input_ids"])
         batch["input_ids"].append(torch.cat([s["input_ids"], torch.zeros(pad, dtype=torch.long)]))
         batch["labels"].append(torch.cat([s["labels"], torch.full((pad,), -100)]))
-        batch["attention_mask"].append(torch.cat([torch.ones(len(s["input_ids"]), dtype=torch.long),
-                                                  torch.zeros(pad, dtype=torch.long)]))
+        batch["attention_mask"].append(
+            torch.cat([torch.ones(len(s["input_ids"]), dtype=torch.long), torch.zeros(pad, dtype=torch.long)])
+        )
     batch = {k: torch.stack(v) for k, v in batch.items()}
     for key in ("pixel_values_videos", "video_grids", "teacher_pixel_values_videos"):
         batch[key] = torch.stack([s[key] for s in samples])
@@ -66,19 +79,34 @@ def _model():
 
 def _trainer(tmp_path, per_device, accumulation, cls=VideoPandaTrainer, **kwargs):
     args_cls = kwargs.pop("args_cls", TrainingArguments)
-    args = args_cls(output_dir=str(tmp_path), per_device_train_batch_size=per_device,
-                    gradient_accumulation_steps=accumulation, use_cpu=True, report_to=[],
-                    remove_unused_columns=False, learning_rate=1e-3, **kwargs.pop("extra_args", {}))
+    args = args_cls(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        use_cpu=True,
+        report_to=[],
+        remove_unused_columns=False,
+        learning_rate=1e-3,
+        **kwargs.pop("extra_args", {}),
+    )
     dataset = kwargs.pop("train_dataset", SAMPLES)
     torch.manual_seed(11)  # the distillation head is created inside the trainer
-    return cls(model=_model(), args=args, train_dataset=dataset, data_collator=_collate, teacher=_teacher(),
-               distillation=DistillationArguments(layer_stride=1), **kwargs)
+    return cls(
+        model=_model(),
+        args=args,
+        train_dataset=dataset,
+        data_collator=_collate,
+        teacher=_teacher(),
+        distillation=DistillationArguments(layer_stride=1),
+        **kwargs,
+    )
 
 
 def _one_optimizer_step_gradients(trainer):
     loader = trainer.get_train_dataloader()
-    batches, num_items = trainer.get_batch_samples(iter(loader), trainer.args.gradient_accumulation_steps,
-                                                   trainer.args.device)
+    batches, num_items = trainer.get_batch_samples(
+        iter(loader), trainer.args.gradient_accumulation_steps, trainer.args.device
+    )
     trainer.current_gradient_accumulation_steps = len(batches)
     trainer.model.zero_grad()
     total = sum(trainer.training_step(trainer.model, batch, num_items) for batch in batches)
@@ -100,23 +128,32 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
 def test_trl_and_trainer_paths_give_the_same_loss(tmp_path):
     from datasets import Dataset
     from trl import SFTConfig
+    from videopanda.train.sft_trainer import VideoPandaSFTTrainer
 
     from videopanda.testing import tiny_processor
-    from videopanda.train.sft_trainer import VideoPandaSFTTrainer
 
     batch = _collate(SAMPLES)
     plain = _trainer(tmp_path / "hf", per_device=2, accumulation=1)
-    sft = _trainer(tmp_path / "trl", per_device=2, accumulation=1, cls=VideoPandaSFTTrainer, args_cls=SFTConfig,
-                   processing_class=tiny_processor(SIZE),
-                   train_dataset=Dataset.from_list([{k: v.tolist() for k, v in s.items()} for s in SAMPLES]),
-                   extra_args={"max_length": None, "dataset_kwargs": {"skip_prepare_dataset": True}, "bf16": False,
-                               "activation_checkpointing": False})
+    sft = _trainer(
+        tmp_path / "trl",
+        per_device=2,
+        accumulation=1,
+        cls=VideoPandaSFTTrainer,
+        args_cls=SFTConfig,
+        processing_class=tiny_processor(SIZE),
+        train_dataset=Dataset.from_list([{k: v.tolist() for k, v in s.items()} for s in SAMPLES]),
+        extra_args={
+            "max_length": None,
+            "dataset_kwargs": {"skip_prepare_dataset": True},
+            "bf16": False,
+            "activation_checkpointing": False,
+        },
+    )
     for trainer in (plain, sft):
         trainer.model.train()
     losses = [trainer.compute_loss(trainer.model, dict(batch)) for trainer in (plain, sft)]
     assert losses[0].item() == pytest.approx(losses[1].item(), abs=1e-5)
-    assert plain._accumulated["distill_loss"].item() == pytest.approx(sft._accumulated["distill_loss"].item(),
-                                                                       abs=1e-6)
+    assert plain._accumulated["distill_loss"].item() == pytest.approx(sft._accumulated["distill_loss"].item(), abs=1e-6)
     assert plain._accumulated["distill_loss"].item() > 0.05  # the distillation term really is in both
     assert "mean_token_accuracy" in sft._metrics["train"]  # TRL's own metrics still come from its fused path
 
@@ -154,12 +191,15 @@ def test_saved_folder_is_the_model_plus_processor_and_the_head_beside_it(tmp_pat
     trainer = _trainer(tmp_path / "run", per_device=2, accumulation=1, processing_class=tiny_processor(SIZE))
     trainer.save_model(str(tmp_path / "out"))
     files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"config.json", "model.safetensors", HEAD_FILE, "processor_config.json"} <= files or \
-        {"config.json", "model.safetensors", HEAD_FILE} <= files
+    assert {"config.json", "model.safetensors", HEAD_FILE, "processor_config.json"} <= files or {
+        "config.json",
+        "model.safetensors",
+        HEAD_FILE,
+    } <= files
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as f:
-        assert not any("distillation_head" in k for k in f.keys())
+        assert not any("distillation_head" in k for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
     from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
 
     reloaded = VideoPandaForConditionalGeneration.from_pretrained(tmp_path / "out")

@@ -30,8 +30,9 @@ class VideoPandaDataCollator:
         report: a `DataReport` to record dropped samples in (one is created if omitted).
     """
 
-    def __init__(self, processor, teacher_inputs: bool = True, max_length: int | None = None,
-                 report: DataReport | None = None):
+    def __init__(
+        self, processor, teacher_inputs: bool = True, max_length: int | None = None, report: DataReport | None = None
+    ):
         self.processor = processor
         self.teacher_inputs = teacher_inputs
         self.max_length = max_length
@@ -42,8 +43,12 @@ class VideoPandaDataCollator:
         if getattr(self, "_want_teacher_pixels", self.teacher_inputs):
             processor_kwargs["return_teacher_inputs"] = True
         return self.processor.apply_chat_template(
-            conversations, tokenize=True, return_dict=True, return_tensors="pt",
-            return_assistant_tokens_mask=True, processor_kwargs=processor_kwargs,
+            conversations,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=True,
+            processor_kwargs=processor_kwargs,
         )
 
     def _usable(self, examples: list[dict]) -> list[tuple[dict, list[dict]]]:
@@ -59,8 +64,9 @@ class VideoPandaDataCollator:
                 continue
             length = int(encoded["input_ids"].shape[-1])
             if self.max_length is not None and length > self.max_length:
-                self.report.reject("too_long", str(example.get("id")), f"{length} tokens > max_length "
-                                   f"{self.max_length}")
+                self.report.reject(
+                    "too_long", str(example.get("id")), f"{length} tokens > max_length {self.max_length}"
+                )
                 continue
             kept.append((example, conversation))
         return kept

@@ -73,7 +73,7 @@ def read_records(path: str | Path) -> list[dict]:
     else:
         records = json.loads(text)
     if not isinstance(records, list):
-        raise ValueError(f"{path} must hold a JSON list of records or JSONL.")
+        raise ValueError(f"{path} must hold a JSON list of records or JSONL.")  # noqa: TRY004
     return records
 
 
@@ -105,7 +105,7 @@ def check_video(path: Path) -> str | None:
             for _ in container.decode(video=0):
                 return None
         return "no decodable frame"
-    except Exception as error:  # PyAV raises many error types for broken files
+    except Exception as error:  # noqa: BLE001 (PyAV raises many error types for broken files)
         return f"{type(error).__name__}: {error}"
 
 
@@ -174,7 +174,7 @@ def build_dataset(
         sample_id = str(record.get("id", index)) if isinstance(record, dict) else str(index)
         try:
             if not isinstance(record, dict):
-                raise ValueError("record is not a JSON object.")
+                raise ValueError("record is not a JSON object.")  # noqa: TRY004
             turns = conversation_turns(record)
         except ValueError as error:
             report.reject("bad_record", sample_id, str(error))

@@ -217,9 +217,9 @@ class DistillationHead(nn.Module):
 
 
 __all__ = [
+    "LOSS_TYPES",
     "DistillationHead",
     "DistillationOutput",
-    "LOSS_TYPES",
     "patch_token_positions",
     "per_frame_loss",
     "select_student_layers",

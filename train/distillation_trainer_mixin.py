@@ -53,7 +53,9 @@ class DistillationArguments:
         return self.loss_type != "none"
 
 
-def attach_distillation_head(model: nn.Module, teacher_hidden_size: int, args: DistillationArguments) -> DistillationHead:
+def attach_distillation_head(
+    model: nn.Module, teacher_hidden_size: int, args: DistillationArguments
+) -> DistillationHead:
     """Create (or keep a matching) training-only head on the model, so wrappers (DDP, ZeRO) see its parameters."""
     core = core_model(model)
     text = core.config.text_config
@@ -61,8 +63,14 @@ def attach_distillation_head(model: nn.Module, teacher_hidden_size: int, args: D
     if head is not None:
         head.loss_type = args.loss_type
         return head
-    head = DistillationHead(text.hidden_size, teacher_hidden_size, text.num_hidden_layers, args.layer_stride,
-                            args.loss_type, layer_norm_eps=1e-5)
+    head = DistillationHead(
+        text.hidden_size,
+        teacher_hidden_size,
+        text.num_hidden_layers,
+        args.layer_stride,
+        args.loss_type,
+        layer_norm_eps=1e-5,
+    )
     head.to(device=core.lm_head.weight.device)
     setattr(core, HEAD_ATTRIBUTE, head)
     return head
@@ -160,15 +168,24 @@ class DistillationTrainerMixin:
         features, mask = self._teacher_inputs(teacher_inputs, video_grids)
         if backbone_output.hidden_states is None:
             raise ValueError("the model returned no hidden_states; distillation needs output_hidden_states=True.")
-        return head(backbone_output.hidden_states, backbone_output.video_token_mask, backbone_output.frame_grids,
-                    features.to(head.output_projection.weight.dtype), mask)
+        return head(
+            backbone_output.hidden_states,
+            backbone_output.video_token_mask,
+            backbone_output.frame_grids,
+            features.to(head.output_projection.weight.dtype),
+            mask,
+        )
 
     def _combine_losses(self, model, lm_loss, backbone_output, teacher_inputs, video_grids, num_items_in_batch):
         """``lm_loss`` (already normalised by the model) + weight * distillation, scaled as described on top."""
         global_scaled = num_items_in_batch is not None
         distill_term = None
-        if self.distillation.enabled and teacher_inputs and backbone_output is not None \
-                and backbone_output.frame_grids is not None:
+        if (
+            self.distillation.enabled
+            and teacher_inputs
+            and backbone_output is not None
+            and backbone_output.frame_grids is not None
+        ):
             out = self._distillation(model, backbone_output, teacher_inputs, video_grids)
             if global_scaled and self._distill_frames_in_batch is not None:
                 denominator = self._distill_frames_in_batch.clamp(min=1).to(out.loss_sum.device)
@@ -229,11 +246,15 @@ class DistillationTrainerMixin:
         groups = []
         for is_llm, lr in ((False, self.alignment_learning_rate), (True, self.args.learning_rate)):
             for with_decay in (True, False):
-                params = [p for n, p in opt_model.named_parameters()
-                          if p.requires_grad and (n in llm) == is_llm and (n in decay) == with_decay]
+                params = [
+                    p
+                    for n, p in opt_model.named_parameters()
+                    if p.requires_grad and (n in llm) == is_llm and (n in decay) == with_decay
+                ]
                 if params:
-                    groups.append({"params": params, "lr": lr,
-                                   "weight_decay": self.args.weight_decay if with_decay else 0.0})
+                    groups.append(
+                        {"params": params, "lr": lr, "weight_decay": self.args.weight_decay if with_decay else 0.0}
+                    )
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs.pop("lr", None)
         self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
@@ -245,14 +266,16 @@ class DistillationTrainerMixin:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if state_dict is None:
             state_dict = self.accelerator.unwrap_model(self.model).state_dict()
-        head_state = {k.split(f"{HEAD_ATTRIBUTE}.", 1)[1]: v for k, v in state_dict.items()
-                      if f"{HEAD_ATTRIBUTE}." in k}
+        head_state = {
+            k.split(f"{HEAD_ATTRIBUTE}.", 1)[1]: v for k, v in state_dict.items() if f"{HEAD_ATTRIBUTE}." in k
+        }
         state_dict = {k: v for k, v in state_dict.items() if f"{HEAD_ATTRIBUTE}." not in k}
         super()._save(output_dir, state_dict=state_dict)
         if head_state and self.args.should_save:
             os.makedirs(output_dir, exist_ok=True)
-            save_file({k: v.detach().contiguous().cpu() for k, v in head_state.items()},
-                      os.path.join(output_dir, HEAD_FILE))
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in head_state.items()}, os.path.join(output_dir, HEAD_FILE)
+            )
 
     def _issue_warnings_after_load(self, load_result):
         """The head lives in its own file (loaded next), so its keys are expected to be missing from the weights."""
@@ -265,9 +288,9 @@ class DistillationTrainerMixin:
 
 
 __all__ = [
+    "HEAD_FILE",
     "DistillationArguments",
     "DistillationTrainerMixin",
-    "HEAD_FILE",
     "attach_distillation_head",
     "load_distillation_head",
 ]

@@ -103,7 +103,9 @@ class Recipe:
         if self.training.lora_r and self.training.trainer != "trl":
             raise ValueError("LoRA (training.lora_r > 0) is offered through the TRL trainer: set training.trainer=trl.")
         if self.training.lora_r and self.model.freeze_llm:
-            raise ValueError("LoRA trains the LLM, which this recipe freezes (model.freeze_llm); use it in stage 2 or 3.")
+            raise ValueError(
+                "LoRA trains the LLM, which this recipe freezes (model.freeze_llm); use it in stage 2 or 3."
+            )
         if self.training.per_device_batch_size < 1 or self.training.global_batch_size < 1:
             raise ValueError("batch sizes must be positive.")
         if not 0 <= self.training.warmup_ratio < 1:

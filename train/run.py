@@ -39,13 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=".", help="folder the recipe's relative data paths start from")
     parser.add_argument("--video-root", help="folder the videos' relative paths start from (overrides the recipe)")
     parser.add_argument("--teacher-path", help="teacher folder (LanguageBind_Video_merge or a transformers backbone)")
-    parser.add_argument("--teacher-cache", help="dataset folder with precomputed teacher features: reused when it holds "
-                        "this stage's samples, (re)computed otherwise; training then runs without the teacher")
-    parser.add_argument("--resume", nargs="?", const="latest", help="resume from CHECKPOINT, or the latest one in "
-                        "--output-dir when given without a value")
+    parser.add_argument(
+        "--teacher-cache",
+        help="dataset folder with precomputed teacher features: reused when it holds "
+        "this stage's samples, (re)computed otherwise; training then runs without the teacher",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        help="resume from CHECKPOINT, or the latest one in --output-dir when given without a value",
+    )
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a recipe value, e.g. --set training.learning_rate=1e-4 (repeatable)",
+    )
     parser.add_argument("--print-recipe", action="store_true", help="print the resolved recipe and exit")
     return parser
 
@@ -89,8 +102,10 @@ def build_teacher(recipe: Recipe):
     if distill.loss_type == "none":
         return None
     if distill.teacher == "none":
-        raise ValueError("distillation.loss_type is on but distillation.teacher is 'none'; pick a teacher or set "
-                         "distillation.loss_type=none.")
+        raise ValueError(
+            "distillation.loss_type is on but distillation.teacher is 'none'; pick a teacher or set "
+            "distillation.loss_type=none."
+        )
     if not distill.teacher_path:
         raise ValueError("distillation.teacher_path is not set (use --teacher-path).")
     path = distill.teacher_path
@@ -121,32 +136,32 @@ def _tf32(setting) -> bool | None:
 
 def training_arguments(recipe: Recipe, output_dir: str, trl: bool):
     t = recipe.training
-    kwargs = dict(
-        output_dir=output_dir,
-        per_device_train_batch_size=t.per_device_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps(world_size()),
-        learning_rate=t.learning_rate,
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_ratio,
-        weight_decay=t.weight_decay,
-        optim=t.optim,
-        bf16=_bf16(t.bf16),
-        tf32=_tf32(t.tf32),
-        activation_checkpointing=t.activation_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.activation_checkpointing else None,
-        seed=t.seed,
-        data_seed=t.seed,
-        logging_steps=t.logging_steps,
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        dataloader_num_workers=t.dataloader_num_workers,
-        report_to=t.report_to,
-        remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(),
-        ddp_find_unused_parameters=False,
-    )
+    kwargs = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": t.per_device_batch_size,
+        "gradient_accumulation_steps": recipe.gradient_accumulation_steps(world_size()),
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.num_train_epochs,
+        "max_steps": t.max_steps,
+        "lr_scheduler_type": t.lr_scheduler_type,
+        "warmup_steps": t.warmup_ratio,
+        "weight_decay": t.weight_decay,
+        "optim": t.optim,
+        "bf16": _bf16(t.bf16),
+        "tf32": _tf32(t.tf32),
+        "activation_checkpointing": t.activation_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if t.activation_checkpointing else None,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "logging_steps": t.logging_steps,
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "dataloader_num_workers": t.dataloader_num_workers,
+        "report_to": t.report_to,
+        "remove_unused_columns": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "ddp_find_unused_parameters": False,
+    }
     if trl:
         from trl import SFTConfig
 
@@ -160,8 +175,13 @@ def check_previous_stage(recipe: Recipe, model_folder: str) -> None:
     marker = Path(model_folder, STAGE_FILE)
     previous = json.loads(marker.read_text())["stage"] if marker.is_file() else None
     if recipe.stage > 1 and previous != recipe.stage - 1:
-        logger.warning("Stage %d usually starts from stage %d's output folder; %s is %s.", recipe.stage,
-                       recipe.stage - 1, model_folder, f"stage {previous}" if previous else "not a stage output")
+        logger.warning(
+            "Stage %d usually starts from stage %d's output folder; %s is %s.",
+            recipe.stage,
+            recipe.stage - 1,
+            model_folder,
+            f"stage {previous}" if previous else "not a stage output",
+        )
 
 
 def cached_teacher_dataset(cache_dir: str, dataset, processor, teacher):
@@ -247,8 +267,11 @@ def train(args) -> Path:
     if not files:
         raise ValueError("no training data: give --data or set data.train_files in the recipe.")
     dataset, report = build_dataset(
-        files, _under(args.data_root, recipe.data.video_root), subset_fraction=recipe.data.subset_fraction,
-        seed=recipe.data.subset_seed, verify_videos=recipe.data.verify_videos,
+        files,
+        _under(args.data_root, recipe.data.video_root),
+        subset_fraction=recipe.data.subset_fraction,
+        seed=recipe.data.subset_seed,
+        verify_videos=recipe.data.verify_videos,
         report_path=output_dir / "data_report.json" if _is_main_process() else None,
     )
     teacher = build_teacher(recipe)
@@ -256,15 +279,25 @@ def train(args) -> Path:
     if args.teacher_cache and teacher is not None:
         dataset = cached_teacher_dataset(args.teacher_cache, dataset, processor, teacher)
         teacher_hidden_size, teacher = teacher.hidden_size, None  # features come from the cache
-    distillation = DistillationArguments(recipe.distillation.loss_type, recipe.distillation.weight,
-                                         recipe.distillation.layer_stride)
-    collator = VideoPandaDataCollator(processor, teacher_inputs=distillation.enabled,
-                                      max_length=recipe.training.max_length, report=report)
+    distillation = DistillationArguments(
+        recipe.distillation.loss_type, recipe.distillation.weight, recipe.distillation.layer_stride
+    )
+    collator = VideoPandaDataCollator(
+        processor, teacher_inputs=distillation.enabled, max_length=recipe.training.max_length, report=report
+    )
     trl = recipe.training.trainer == "trl"
     targs = training_arguments(recipe, str(output_dir), trl)
-    common = dict(model=model, args=targs, train_dataset=dataset, data_collator=collator, processing_class=processor,
-                  teacher=teacher, distillation=distillation, teacher_hidden_size=teacher_hidden_size,
-                  alignment_learning_rate=recipe.training.alignment_learning_rate)
+    common = {
+        "model": model,
+        "args": targs,
+        "train_dataset": dataset,
+        "data_collator": collator,
+        "processing_class": processor,
+        "teacher": teacher,
+        "distillation": distillation,
+        "teacher_hidden_size": teacher_hidden_size,
+        "alignment_learning_rate": recipe.training.alignment_learning_rate,
+    }
     if trl:
         from .sft_trainer import VideoPandaSFTTrainer
 
@@ -273,7 +306,9 @@ def train(args) -> Path:
             from peft import LoraConfig
 
             peft_config = LoraConfig(
-                r=recipe.training.lora_r, lora_alpha=recipe.training.lora_alpha, lora_dropout=0.0,
+                r=recipe.training.lora_r,
+                lora_alpha=recipe.training.lora_alpha,
+                lora_dropout=0.0,
                 task_type="CAUSAL_LM",
                 target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
                 modules_to_save=["video_tower"],

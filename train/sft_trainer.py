@@ -22,8 +22,17 @@ class VideoPandaSFTTrainer(DistillationTrainerMixin, SFTTrainer):
     the collator tokenises and decodes videos itself.
     """
 
-    def __init__(self, model=None, args=None, *, teacher=None, distillation: DistillationArguments | None = None,
-                 alignment_learning_rate: float | None = None, teacher_hidden_size: int | None = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        *,
+        teacher=None,
+        distillation: DistillationArguments | None = None,
+        alignment_learning_rate: float | None = None,
+        teacher_hidden_size: int | None = None,
+        **kwargs,
+    ):
         if model is None or isinstance(model, str):
             raise ValueError("VideoPandaSFTTrainer needs a loaded model (load the stage folder first).")
         self._init_distillation(model, teacher, distillation, alignment_learning_rate, teacher_hidden_size)
@@ -41,15 +50,20 @@ class VideoPandaSFTTrainer(DistillationTrainerMixin, SFTTrainer):
         distill = self.distillation.enabled and bool(teacher_inputs)
         if distill:
             inputs["output_hidden_states"] = True
-        scale = self.accelerator.num_processes if (
-            num_items_in_batch is not None and self.args.average_tokens_across_devices) else 1
+        scale = (
+            self.accelerator.num_processes
+            if (num_items_in_batch is not None and self.args.average_tokens_across_devices)
+            else 1
+        )
         with self._capture_backbone(model) as captured:  # keeps the first backbone output of this call
-            result = super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                          num_items_in_batch=num_items_in_batch)
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         token_loss, outputs = result if return_outputs else (result, None)
         lm_loss = token_loss / scale  # TRL already multiplied by the number of processes; undo, then redo once
-        loss = self._combine_losses(model, lm_loss, captured.get("out"), teacher_inputs, inputs.get("video_grids"),
-                                    num_items_in_batch)
+        loss = self._combine_losses(
+            model, lm_loss, captured.get("out"), teacher_inputs, inputs.get("video_grids"), num_items_in_batch
+        )
         return (loss, outputs) if return_outputs else loss
 
 

@@ -199,7 +199,7 @@ class LanguageBindVideoTeacher(nn.Module):
         """
         if pixel_values_videos.ndim != 5:
             raise ValueError(f"expected (videos, frames, channels, S, S), got {tuple(pixel_values_videos.shape)}.")
-        videos, frames, channels, height, width = pixel_values_videos.shape
+        videos, frames, _, height, width = pixel_values_videos.shape
         if frames > self.config.num_frames:
             raise ValueError(f"{frames} frames per video, but the teacher has {self.config.num_frames} positions.")
         if (height, width) != (self.config.image_size, self.config.image_size):
@@ -212,8 +212,9 @@ class LanguageBindVideoTeacher(nn.Module):
         for layer in self.vision_model.encoder.layers[:layers_needed]:
             x = layer(x, frames)
         features = x[:, 1:].reshape(videos, frames, -1, x.shape[-1])
-        return TeacherFeatures(features=features, grid=(self.config.grid_size, self.config.grid_size),
-                               patch_size=self.config.patch_size)
+        return TeacherFeatures(
+            features=features, grid=(self.config.grid_size, self.config.grid_size), patch_size=self.config.patch_size
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> LanguageBindVideoTeacher:
@@ -249,8 +250,9 @@ class LanguageBindVideoTeacher(nn.Module):
                 f"(total {len(result.unexpected_keys)})."
             )
         self.freeze()
-        logger.info("Loaded the LanguageBind video tower (%d tensors, %d text-tower tensors skipped).", len(own),
-                    len(skipped))
+        logger.info(
+            "Loaded the LanguageBind video tower (%d tensors, %d text-tower tensors skipped).", len(own), len(skipped)
+        )
         return skipped
 
 

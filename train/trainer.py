@@ -24,8 +24,17 @@ class VideoPandaTrainer(DistillationTrainerMixin, Trainer):
         teacher_hidden_size: teacher width when there is no teacher module (precomputed features).
     """
 
-    def __init__(self, model=None, args=None, *, teacher=None, distillation: DistillationArguments | None = None,
-                 alignment_learning_rate: float | None = None, teacher_hidden_size: int | None = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        *,
+        teacher=None,
+        distillation: DistillationArguments | None = None,
+        alignment_learning_rate: float | None = None,
+        teacher_hidden_size: int | None = None,
+        **kwargs,
+    ):
         if model is None:
             raise ValueError("VideoPandaTrainer needs a model.")
         self._init_distillation(model, teacher, distillation, alignment_learning_rate, teacher_hidden_size)
@@ -41,8 +50,9 @@ class VideoPandaTrainer(DistillationTrainerMixin, Trainer):
             outputs = model(**inputs, output_hidden_states=distill)
         if outputs.loss is None:
             raise ValueError("the batch has no labels: the language-model loss cannot be computed.")
-        loss = self._combine_losses(model, outputs.loss, captured.get("out"), teacher_inputs,
-                                    inputs.get("video_grids"), num_items_in_batch)
+        loss = self._combine_losses(
+            model, outputs.loss, captured.get("out"), teacher_inputs, inputs.get("video_grids"), num_items_in_batch
+        )
         return (loss, outputs) if return_outputs else loss
 
 
