@@ -76,6 +76,11 @@ class VideoPandaProcessor(ProcessorMixin):
             videos = images
         return super().__call__(text=text, videos=videos, **kwargs)
 
+    def apply_chat_template(self, conversation, chat_template=None, **kwargs):
+        """transformers' ``apply_chat_template``, with the processor's ``video_token`` passed to the template."""
+        kwargs.setdefault("video_token", self.video_token)
+        return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
+
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
         """Check that there is input and that the ``<video>`` placeholders match the videos one to one."""
         if text is None and videos is None:

@@ -286,3 +286,21 @@ def test_token_counts_without_pixels_match_the_processor(tiny_processor):
         video = np.zeros((frames, height, width, 3), np.uint8)
         out = tiny_processor(text="<video>", videos=[video], return_tensors="pt")
         assert int((out["input_ids"] == tiny_processor.video_token_id).sum()) == count
+
+
+def test_a_custom_video_token_is_used_by_the_template(llama_tokenizer, tmp_path):
+    processor = VideoPandaProcessor(
+        video_processor=VideoPandaVideoProcessor(size={"height": 56, "width": 56}),
+        tokenizer=llama_tokenizer,
+        video_token="<vid>",
+    )
+    conversation = [user("Hi", {"type": "video", "video": np.zeros((1, 28, 28, 3), np.uint8)})]
+    assert processor.apply_chat_template(conversation, add_generation_prompt=True).endswith(
+        "USER: <vid>\nHi ASSISTANT:"
+    )
+    out = processor.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    assert int((out["input_ids"] == processor.video_token_id).sum()) == 1 + 2 * 3
+    processor.save_pretrained(tmp_path)
+    assert VideoPandaProcessor.from_pretrained(tmp_path).video_token == "<vid>"
