@@ -53,12 +53,12 @@ def judge_args(server):
 
 
 def test_every_command_has_help(capsys):
-    for command in ([], ["run"], ["predict"], ["judge"], ["report"], ["predict-vcg"], ["judge-vcg"]):
+    for command in ([], ["run"], ["predict"], ["judge"], ["report"], ["predict-vcg"], ["judge-vcg"], ["run-vcg"]):
         with pytest.raises(SystemExit) as exit_info:
             main([*command, "--help"])
         assert exit_info.value.code == 0
     assert "predict" in capsys.readouterr().out
-    assert {"run", "predict", "judge", "report", "predict-vcg", "judge-vcg"} <= set(
+    assert {"run", "predict", "judge", "report", "predict-vcg", "judge-vcg", "run-vcg"} <= set(
         build_parser()._subparsers._group_actions[0].choices
     )
 
@@ -210,6 +210,15 @@ def test_generative_benchmark(model_dir, tmp_path):
         assert report["paper"]["rows"][0]["model"] == "Video-Panda"
     saved = json.loads((out / "fixed" / "consistency_predictions.json").read_text())
     assert set(saved[0]) == {"id", "video_name", "Q1", "Q2", "A", "pred1", "pred2"}
+
+    # run-vcg over the same folder: every answer is already there, so it only judges (into that folder)
+    before = (out / "generic.jsonl").read_bytes()
+    with ScriptedJudgeServer({}, default=("ok:{'score': 2}",)) as server:
+        assert main(["run-vcg", "--qa-dir", str(qa), "--video-dir", str(videos), "--output-dir", str(out),
+                     "--model", model_dir, *FAST, *judge_args(server)]) == 0  # fmt: skip
+        assert server.requests == 11
+    assert (out / "generic.jsonl").read_bytes() == before
+    assert json.loads((out / "vcgbench_fixed.json").read_text())["average"] == 2.0
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ def test_task_yamls_are_well_formed():
 
 @pytest.mark.slow
 def test_lmms_eval_runs_msvd_qa_with_the_plugin(tmp_path):
+    from test_eval_judges import ScriptedJudgeServer
     from test_eval_predict import write_qa_set
     from transformers import PreTrainedTokenizerFast
 
@@ -83,8 +84,11 @@ def test_lmms_eval_runs_msvd_qa_with_the_plugin(tmp_path):
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
     )
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "VIDEOPANDA_JUDGE_BASE_URL", "VIDEOPANDA_JUDGE_API_KEY"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "VIDEOPANDA_JUDGE_COMPAT"):
         env.pop(name, None)
+    server = ScriptedJudgeServer({}, default=("ok:{'pred': 'yes', 'score': 4.5}",))
+    env.update(VIDEOPANDA_JUDGE_BASE_URL=server.url, VIDEOPANDA_JUDGE_API_KEY="sk-test",
+               VIDEOPANDA_JUDGE_MODEL="judge-test", VIDEOPANDA_JUDGE_CACHE=str(tmp_path / "judge.jsonl"))  # fmt: skip
     command = [
         sys.executable,
         "-m",
@@ -108,10 +112,14 @@ def test_lmms_eval_runs_msvd_qa_with_the_plugin(tmp_path):
         str(tmp_path / "out"),
         "--log_samples",
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=500)
+    with server:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     results = json.loads(next((tmp_path / "out").rglob("*_results.json")).read_text())["results"]["msvd_qa"]
     assert results["match_accuracy,none"] >= 0.0
+    # the GPT metrics went through the judge on the local server, once per question (the second metric is cached)
+    assert (results["gpt_eval_accuracy,none"], results["gpt_eval_score,none"]) == (100.0, 4.5)
+    assert server.requests == 5 and {body["model"] for body in server.bodies} == {"judge-test"}
     samples = [json.loads(line) for line in next((tmp_path / "out").rglob("*_samples_msvd_qa.jsonl")).open()]
     assert len(samples) == 5
     assert {s["match_accuracy"]["question_id"] for s in samples} == {

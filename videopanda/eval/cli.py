@@ -317,9 +317,21 @@ def cmd_judge_vcg(args) -> dict:
         by_dimension[dimension] = judge.judge(vcg_judge_tasks(dimension, records[split], compat=args.compat))
         everything += by_dimension[dimension]
     _write_judgments(output_dir / "vcg_judgments.jsonl", everything)
-    report = vcg_report(by_dimension, judge.judge_id, model=args.model_name or "", compat=args.compat)
+    report = vcg_report(by_dimension, judge.judge_id, model=getattr(args, "model_name", None) or "", compat=args.compat)
     _print_report(report, write_report(report, output_dir))
     return report
+
+
+def cmd_run_vcg(args) -> dict:
+    """``predict-vcg`` then, on the main process, ``judge-vcg`` into the same folder."""
+    from .predict import distributed_state
+
+    summaries = cmd_predict_vcg(args)
+    if not distributed_state().is_main_process:
+        return summaries
+    args.predictions_dir = args.output_dir
+    args.model_name = args.model
+    return cmd_judge_vcg(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
     judge_vcg.add_argument("--model-name")
     _add_judge_options(judge_vcg)
     judge_vcg.set_defaults(handler=cmd_judge_vcg)
+
+    run_vcg = commands.add_parser("run-vcg", help="predict, judge and report the generative benchmark (Table 2)")
+    run_vcg.add_argument("--qa-dir", required=True, help="folder with the three Benchmarking_QA files")
+    run_vcg.add_argument("--video-dir", required=True)
+    run_vcg.add_argument("--video-prefix", default="")
+    run_vcg.add_argument("--extensions", default=".mp4,.avi,.mov,.mkv,.webm")
+    run_vcg.add_argument("--output-dir", required=True)
+    _add_model_options(run_vcg)
+    _add_judge_options(run_vcg)
+    run_vcg.set_defaults(handler=cmd_run_vcg)
     return parser
 
 
