@@ -322,3 +322,22 @@ def test_arrays_with_metadata_use_the_original_rule(processor):
     # Without a frame rate the 1-fps step is one frame: an even spread over the whole array.
     out = processor(video, return_metadata=True)
     assert out["video_metadata"][0].frames_indices == [0, 42, 85, 128, 170, 213, 256, 299]
+
+
+def test_a_file_below_half_a_frame_per_second(tmp_path):
+    """The original crashed for fps <= 0.5 (zero stride); here the 1-fps step becomes one frame."""
+    from fractions import Fraction
+
+    path = tmp_path / "slow.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(2, 5))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in moving_square_frames(12, 48, 64):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = VideoPandaVideoProcessor(size={"height": 56, "width": 56})(str(path), return_metadata=True)
+    metadata = out["video_metadata"][0]
+    assert metadata.fps == pytest.approx(0.4)
+    assert metadata.frames_indices == [0, 1, 3, 4, 6, 7, 9, 11]
