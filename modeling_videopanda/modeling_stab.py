@@ -7,13 +7,21 @@ Frames go straight from pixels to LLM-width tokens, with no pretrained encoder:
                     -> [videos] class-token fusion with the chunk's GSTRA context
                     -> layout [class, row 0, <row>, row 1, <row>, ...] -> projector
 
-All frames of all videos in a batch are processed together; frames are grouped only by the shape of their LSD grid
-(all frames of a video share it, except all-zero padding frames), so there is no Python loop over frames.
+All frames of all videos in a batch are processed together: temporal chunks of equal length run as one batch, and
+frames are grouped only by the shape of their LSD grid (all frames of a video share it, except all-zero padding
+frames), so no tensor work is done frame by frame. The only host-side work per frame is bookkeeping on Python ints
+(chunk membership, grid-shape groups) after one device sync that reads the crop boxes.
 
-Two numerically equivalent paths are kept: the fast path (default, ``tower.use_fast_path = True``) factorises the
-single-query attentions and projects the constant ``<row>`` token once; the reference path
-(``use_fast_path=False``, or ``forward(..., use_fast_path=False)``) computes every key and value the straightforward
-way and is what the fast path is tested against.
+Two numerically equivalent paths are kept (float64 outputs agree to ~1e-15):
+- fast (default, ``tower.use_fast_path = True``): patch embedding as one matrix product, LSTE channels-last with the
+  eval BatchNorm folded into its first projection, GSTRA/LSD/FSRA attention factorised for their single query
+  (``score_h = LN(x) . (W_k,h^T q_h)``, values averaged before ``W_v``: no key or value is projected), and the
+  constant ``<row>`` token projected once per call;
+- reference (``use_fast_path=False``, per call or as the attribute): the modules' convolutions and every key and value
+  computed the straightforward way, what the original computes; the fast path is tested against it.
+
+Train mode follows the original: Dropout(0.5) in the fusion and the GSTRA MLP, and BatchNorm batch statistics (taken
+over the batch of chunks of equal length, where the original's batch is one video's chunks).
 """
 
 from dataclasses import dataclass
