@@ -196,3 +196,16 @@ def test_trainer_checkpoint_of_a_remote_code_model_is_complete(saved, tmp_path):
     written = {p.name for p in (tmp_path / "saved-by-trainer").iterdir()}
     assert {p.name for p in saved.iterdir()} <= written
     assert validate_folder(tmp_path / "saved-by-trainer", require_card=False) == []
+
+
+def test_a_kept_card_is_retargeted_to_the_pushed_repo(saved, tmp_path):
+    from videopanda.model_cards.generator import write_model_card
+
+    source = tmp_path / "videopanda-quickstart"
+    shutil.copytree(saved, source)
+    write_model_card(source, str(source), base_model=None, model_name="kept card")
+    assert f'repo = "{source}"' in (source / "README.md").read_text()
+    result = push(source, "me/videopanda-tiny", dry_run=True, check=False, output_dir=tmp_path / "stage")
+    card = (result.folder / "README.md").read_text()
+    assert 'repo = "me/videopanda-tiny"' in card and str(source) not in card
+    assert "kept card" in card  # the card itself was kept, not regenerated

@@ -15,11 +15,12 @@ import ast
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,18 @@ def prepare_folder(source, output_dir=None, *, repo_id=None, card=None, overwrit
             shutil.rmtree(sub)
     _complete_remote_code(output_dir)
     _write_card(output_dir, repo_id, card, overwrite=overwrite_card, **card_kwargs)
+    if repo_id:
+        _retarget_card(output_dir / "README.md", repo_id)
     return output_dir
+
+
+def _retarget_card(readme: Path, repo_id: str) -> None:
+    """Point a kept card's usage snippet (`repo = "..."`, e.g. a local folder) at the repository it is pushed to."""
+    if readme.is_file():
+        text = readme.read_text()
+        retargeted = re.sub(r'^repo = "[^"\n]*"', f'repo = "{repo_id}"', text, flags=re.MULTILINE)
+        if retargeted != text:
+            readme.write_text(retargeted)
 
 
 def _relative_imports(path: Path) -> list[str]:
@@ -308,7 +320,6 @@ class PushResult:
     commit: object | None = None
     repo_id: str = ""
     dry_run: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def upload(
