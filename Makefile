@@ -5,11 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: setup.py pyproject.toml requirements/*.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[test,eval,demo]"
+	$(PY) -m pip install --quiet -e ".[test,eval,demo]" torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet --no-deps -r requirements/lmms-eval.txt -r requirements/test-assets.txt
 	touch $@
 
 install: $(VENV)/.installed

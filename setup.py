@@ -57,11 +57,13 @@ setup(
         "tensorboard>=2.15",
     ],
     extras_require={
-        "eval": ["openai>=1.50", "lmms-eval>=0.7"],
+        # lmms-eval itself is installed with --no-deps from requirements/lmms-eval.txt (it pins av<16).
+        "eval": ["openai>=1.50"],
         "demo": ["gradio>=5"],
         "test": ["pytest>=8", "playwright>=1.50", "openai>=1.50", "gradio>=5", "gguf>=0.10"],
     },
     entry_points={
         "console_scripts": ["videopanda=videopanda.cli:main"],
+        "lmms_eval.models": ["videopanda = videopanda.eval.lmms_manifest:manifest"],
     },
 )
