@@ -176,6 +176,27 @@ def test_cli_dry_run_and_errors(saved, tmp_path, capsys):
     assert code == 0 and "Dry run: nothing was uploaded" in out and "README.md" in out
     assert "64.7" in (stage / "README.md").read_text()  # the released card was written
 
+    plain = tmp_path / "cli-plain"
+    code = main(
+        [
+            str(saved),
+            "me/videopanda-tiny",
+            "--dry-run",
+            "--skip-check",
+            "--output-dir",
+            str(plain),
+            "--base-model",
+            "none",
+            "--license",
+            "mit",
+        ]
+    )
+    assert code == 0
+    from huggingface_hub.repocard import metadata_load
+
+    metadata = metadata_load(plain / "README.md")
+    assert metadata["license"] == "mit" and "base_model" not in metadata
+
     assert main([str(tmp_path / "missing"), "me/x", "--dry-run"]) == 2
     assert "no config.json" in capsys.readouterr().err
 

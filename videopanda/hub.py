@@ -431,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite-card", action="store_true", help="regenerate README.md even if the folder has one")
     parser.add_argument("--released", help="write the card of a converted released checkpoint (videopanda_fitu, ...)")
     parser.add_argument("--results", help="JSON file of EvalResult-style dicts to put in the card")
+    parser.add_argument(
+        "--base-model", help="base model id for a generated card (default: lmsys/vicuna-7b-v1.5; 'none' for none)"
+    )
+    parser.add_argument("--license", help="license id for a generated card (default: apache-2.0)")
     parser.add_argument("--token", help="Hub token (default: the logged-in token)")
     return parser
 
@@ -445,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         card = released_checkpoint_card(args.released, args.repo_id)
     if args.results:
         card_kwargs["eval_results"] = json.loads(Path(args.results).read_text())
+    if args.base_model:
+        card_kwargs["base_model"] = None if args.base_model.lower() == "none" else args.base_model
+    if args.license:
+        card_kwargs["license"] = args.license
     try:
         result = push(
             args.folder,
