@@ -219,7 +219,9 @@ class VideoPandaVisionTower(nn.Module):
             return patches, None, frame_chunk
 
         device = patches.device
-        features = patches.clone() if self.temporal_encoding is not None else patches
+        # Common case (every frame in chunks of one length, in order): the dense output is the feature tensor itself.
+        in_place = self.temporal_encoding is not None and len(set(lengths)) == 1 and -1 not in frame_chunk
+        features = patches.clone() if self.temporal_encoding is not None and not in_place else patches
         chunk_class = None
         if self.temporal_aggregation is not None:
             chunk_class = patches.new_empty(len(starts), patches.shape[-1])
@@ -235,7 +237,11 @@ class VideoPandaVisionTower(nn.Module):
                 chunk_class[torch.tensor(chunk_ids, device=device)] = self.temporal_aggregation(tokens, fast=fast)
             if self.temporal_encoding is not None:
                 # Dense connection: LSTE output plus the patch embedding once more.
-                features[frame_ids.flatten()] = (encoded + clips).flatten(0, 1)
+                dense = (encoded + clips).flatten(0, 1)
+                if in_place:
+                    features = dense
+                else:
+                    features[frame_ids.flatten()] = dense
         return features, chunk_class, frame_chunk
 
     # ------------------------------------------------------------------------------------------- LSD + FSRA

@@ -62,11 +62,11 @@ class LocalSpatioTemporalEncoding(nn.Module):
             x = x.permute(0, 4, 1, 2, 3)
             y = x + self.expand(self.temporal_conv(self.reduce(self.norm(x))))
             return (y + self.position_conv(y)).permute(0, 2, 3, 4, 1)
-        y = x + self._bottleneck_fast(x)
+        y = self._bottleneck_fast(x).add_(x)  # in place on fresh outputs: fewer large allocations on CPU
         position = F.conv3d(
             y.permute(0, 4, 1, 2, 3), self.position_conv.weight, self.position_conv.bias, padding=1, groups=y.shape[-1]
         )
-        return y + position.permute(0, 2, 3, 4, 1)
+        return position.permute(0, 2, 3, 4, 1).add_(y)
 
     def _bottleneck_fast(self, x: torch.Tensor) -> torch.Tensor:
         """``expand(temporal_conv(reduce(norm(x))))`` on channels-last data, as matrix products."""
