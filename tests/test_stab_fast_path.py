@@ -102,3 +102,13 @@ def test_torch_compile_matches_eager(backend):
         out = compiled(batch.float(), num_frames)
     torch.testing.assert_close(out.features, eager.features, atol=5e-5, rtol=1e-5)
     torch.testing.assert_close(out.pre_projector, eager.pre_projector, atol=5e-5, rtol=1e-5)
+
+
+def test_fast_equals_reference_in_train_mode():
+    """Train mode: BatchNorm uses batch statistics in both paths (dropout switched off to compare)."""
+    tower = random_tower(tiny_stab_config(), seed=6).train()
+    tower.temporal_aggregation.dropout.p = tower.class_fusion.dropout.p = 0.0
+    batch, num_frames = _random_batch(6, size=112)
+    fast = tower(batch, num_frames, use_fast_path=True)
+    reference = tower(batch, num_frames, use_fast_path=False)
+    _assert_same(fast, reference, atol=1e-10)
