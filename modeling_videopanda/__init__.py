@@ -10,6 +10,7 @@ from .modeling_videopanda import (
     VideoPandaPreTrainedModel,
     VideoPandaVideoFeaturesOutput,
 )
+from .pipeline_videopanda import VideoTextToTextPipeline
 
 __all__ = [
     "VideoPandaCausalLMOutputWithPast",
@@ -21,4 +22,5 @@ __all__ = [
     "VideoPandaVideoFeaturesOutput",
     "VideoPandaVisionOutput",
     "VideoPandaVisionTower",
+    "VideoTextToTextPipeline",
 ]
