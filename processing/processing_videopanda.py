@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import AddedToken
+from transformers.models.auto.tokenization_auto import get_tokenizer_config, tokenizer_class_from_name
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
 from .frame_geometry_videopanda import model_layout, tokens_per_frame, valid_token_grid
@@ -150,10 +151,19 @@ class VideoPandaProcessor(ProcessorMixin):
         video_processor = VideoPandaVideoProcessor.from_pretrained(
             pretrained_model_name_or_path, subfolder=subfolder, **kwargs
         )
-        tokenizer = cls._load_tokenizer_from_pretrained(
-            "tokenizer", pretrained_model_name_or_path, subfolder=subfolder, **kwargs
-        )
-        return [video_processor, tokenizer]
+        return [video_processor, cls._load_own_tokenizer(pretrained_model_name_or_path, subfolder, **kwargs)]
+
+    @classmethod
+    def _load_own_tokenizer(cls, path, subfolder, **kwargs):
+        """Build the tokenizer from the class its config names; AutoTokenizer would first read the folder's
+        ``config.json``, whose remote-code ``auto_map`` makes transformers ask interactively whether to trust it."""
+        tokenizer_config = get_tokenizer_config(path, subfolder=subfolder, **kwargs)
+        class_name = tokenizer_config.get("tokenizer_class")
+        tokenizer_class = tokenizer_class_from_name(class_name) if class_name else None
+        if tokenizer_class is None:
+            return cls._load_tokenizer_from_pretrained("tokenizer", path, subfolder=subfolder, **kwargs)
+        kwargs.pop("trust_remote_code", None)
+        return tokenizer_class.from_pretrained(path, subfolder=subfolder, **kwargs)
 
 
 # Saved processors carry this file as remote code (auto_map), see docs/hub.md.
