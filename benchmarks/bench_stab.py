@@ -9,7 +9,7 @@ For each: median latency over --repeats interleaved rounds after a warm-up round
 once, so a shared machine's load drifts affect all entries alike), MACs counted with torch.utils.flop_counter
 (one MAC = 2 FLOPs; compare with the paper's 105.5 G), achieved GFLOP/s against a measured fp32 2048x2048 matmul peak,
 and the peak memory of one forward. On CPU the peak is the resident-set growth of a fresh process during its first
-forward (weights and inputs excluded, allocator and BLAS workspaces included); on CUDA it is
+forward (kernel VmHWM, weights and inputs excluded, allocator and BLAS workspaces included); on CUDA it is
 torch.cuda.max_memory_allocated minus the memory held before the forward, in bf16 timed with CUDA events.
 
 Prints a table, writes JSON to benchmarks/results/bench_stab.json and, with --update-results-md, rewrites the STAB
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -114,19 +113,27 @@ def count_macs(run):
     return counter.get_total_flops() / 2e9, per_op
 
 
-def rss_bytes():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_probe(name, batch):
-    """Run in a fresh process: resident-set growth (bytes) of the first forward, weights and input excluded."""
+    """Run in a fresh process: peak resident-set growth (bytes) during the first forward, weights and input excluded.
+
+    Uses the kernel's per-process high-water mark (VmHWM), reset to the current RSS just before the forward through
+    /proc/self/clear_refs. (``ru_maxrss`` is not usable here: a child started by a big parent inherits its peak.)
+    """
     _model, run = runner(name, torch.device("cpu"), torch.float32, batch=batch)
-    before = rss_bytes()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # reset VmHWM to the current RSS
+    before = _status_bytes("VmRSS")
     with torch.no_grad():
         run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return max(peak - before, 0)
+    return max(_status_bytes("VmHWM") - before, 0)
 
 
 def peak_memory(name, batch, device, dtype):
@@ -145,7 +152,10 @@ def peak_memory(name, batch, device, dtype):
         text=True,
         check=True,
     )
-    return int(result.stdout.strip().splitlines()[-1]), "fresh-process RSS growth (ru_maxrss - RSS before forward)"
+    return int(result.stdout.strip().splitlines()[-1]), (
+        "peak RSS growth of a fresh process during its first forward (VmHWM reset just before the forward, minus the "
+        "RSS then; weights and input excluded, allocator and BLAS workspaces included)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -178,7 +188,8 @@ def markdown(results):
             f"STAB + projector parameters at full size: {results['stab_projector_parameters']:,} (the paper's 45M; the "
             "original's never-used `lmhra2` branch is not built). "
             f"Measured fp32 2048x2048 matmul peak: {results['matmul_peak_gflops']:.0f} GFLOP/s. "
-            f"Latencies are medians of {results['repeats']} runs after a warm-up."
+            f"Latencies are medians of {results['repeats']} interleaved rounds (each round times every entry once, "
+            "the matmul peak included) after a warm-up round."
         ),
         "",
         "| model (8 frames) | batch | latency s | vs CLIP | GMACs | vs paper 105.5 | GFLOP/s | % of peak | peak mem MB |",
@@ -210,6 +221,34 @@ def markdown(results):
             f"{fast['latency_s'] / fast['floor_s']:.2f}x that floor."
         ),
         f"- Peak memory: {results['memory_method']}.",
+        "- Targets (performance issue): "
+        + "; ".join(
+            f"{name} {value} ({'met' if ok else 'missed'})"
+            for name, value, ok in [
+                (
+                    ">= 8x faster than the anchor:",
+                    f"{clip['latency_s'] / fast['latency_s']:.1f}x",
+                    clip["latency_s"] / fast["latency_s"] >= 8,
+                ),
+                ("<= 75 GMACs:", f"{fast['gmacs']:.1f}", fast["gmacs"] <= 75),
+                (
+                    ">= 70% of the matmul peak:",
+                    f"{fast['fraction_of_peak'] * 100:.0f}%",
+                    fast["fraction_of_peak"] >= 0.7,
+                ),
+                (
+                    "peak memory < 1 GB:",
+                    f"{fast.get('peak_memory_mb', float('nan')):.0f} MB",
+                    fast.get("peak_memory_mb", 1e9) < 1024,
+                ),
+            ]
+        )
+        + ".",
+        *(
+            ["- No CUDA device in this run: the bf16 CUDA-events variant (`--device cuda`) was not measured."]
+            if env["device"] == "cpu"
+            else []
+        ),
         "- Fast-path MACs by op (G): "
         + ", ".join(f"{op} {value:.1f}" for op, value in fast["gmacs_by_op"].items())
         + ".",
@@ -240,11 +279,18 @@ def main(argv=None):
     parser.add_argument("--clip-memory", action="store_true", help="also probe the anchor's peak memory (slow)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "bench_stab.json")
     parser.add_argument("--update-results-md", action="store_true", help="rewrite the STAB section of RESULTS.md")
+    parser.add_argument("--report-only", type=Path, help="re-render the Markdown section from a JSON result, no run")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
         print(memory_probe(args.memory_probe, args.batch))
+        return 0
+    if args.report_only:
+        section = markdown(json.loads(args.report_only.read_text()))
+        print(section)
+        if args.update_results_md:
+            update_results_md(section)
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
