@@ -163,6 +163,7 @@ def load_model_and_processor(model: str, device: str | None = None):
     _check_model_source(model)
     if not logger.isEnabledFor(logging.INFO):
         hf_logging.disable_progress_bar()  # keep stdout/stderr to the answer and one-line errors
+        hf_logging.set_verbosity_error()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)

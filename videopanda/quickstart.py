@@ -97,9 +97,9 @@ def default_stages(scale: float = 1.0) -> list[Stage]:
     """
     steps = lambda n: max(1, int(round(n * scale)))  # noqa: E731
     return [
-        Stage("stage1-align", "captions", "tower", steps(150), 1e-3, steps(30)),
-        Stage("stage2-pretrain", "captions", "all", steps(700), 1e-3, steps(100)),
-        Stage("stage3-instruct", "qa", "all", steps(550), 5e-4, steps(50)),
+        Stage("stage1-align", "captions", "tower", steps(100), 1e-3, steps(20)),
+        Stage("stage2-pretrain", "captions", "all", steps(650), 1e-3, steps(100)),
+        Stage("stage3-instruct", "qa", "all", steps(650), 5e-4, steps(50)),
     ]
 
 

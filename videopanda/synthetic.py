@@ -137,7 +137,7 @@ def _shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> n
     dx, dy = xx - cx, yy - cy
     if shape == "circle":
         return dx**2 + dy**2 <= radius**2
-    half = radius * 0.85
+    half = radius * 0.9
     if shape == "square":
         return (np.abs(dx) <= half) & (np.abs(dy) <= half)
     if shape == "triangle":
@@ -202,7 +202,8 @@ def make_clip(question_type: str, answer_index: int, rng: np.random.Generator, c
         colour = answer if question_type == "colour" else str(rng.choice(list(COLOURS)))
         shape = answer if question_type == "shape" else str(rng.choice(SHAPES))
         direction = answer if question_type == "direction" else str(rng.choice(DIRECTIONS))
-        radius = rng.uniform(size / 6, size / 4)
+        # Large enough that a circle and a square differ by whole patches at 84x84 (radius 17-23 px, patch 14 px).
+        radius = rng.uniform(size / 5, size / 3.6)
         travel = config.travel * size
         step = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[direction]
         # Start so that the whole path stays inside the frame.
