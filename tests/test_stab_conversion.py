@@ -12,6 +12,7 @@ from videopanda.conversion import (
     DROPPED_ALIAS,
     DROPPED_BOOKKEEPING,
     DROPPED_DISABLED,
+    DROPPED_TIED,
     DROPPED_TRAINING,
     DROPPED_UNUSED,
     convert_original_state_dict,
@@ -226,3 +227,20 @@ def test_disabled_stages_drop_their_weights(tiny):
     converted, report = convert_original_state_dict(original, ablated)
     assert not any("temporal_aggregation" in k or "class_fusion" in k for k in converted)
     assert "model.video_tower.dec.mlp.c_fc.weight" in report.dropped[DROPPED_DISABLED]
+
+
+def test_surplus_layers_are_refused_and_tied_heads_dropped(tiny):
+    config, original = tiny
+    extra = dict(original, **{"model.layers.7.mlp.up_proj.weight": torch.zeros(96, 48)})
+    with pytest.raises(ValueError, match="no place"):
+        convert_original_state_dict(extra, config)
+    tied = VideoPandaConfig(
+        **{
+            **config.to_dict(),
+            "tie_word_embeddings": True,
+            "text_config": {**config.text_config.to_dict(), "tie_word_embeddings": True},
+        }
+    )
+    converted, report = convert_original_state_dict(original, tied)
+    assert "lm_head.weight" not in converted
+    assert report.dropped[DROPPED_TIED] == ["lm_head.weight"]

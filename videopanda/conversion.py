@@ -89,6 +89,7 @@ DROPPED_TRAINING = "training-only (distillation compressor / teacher)"
 DROPPED_ALIAS = "alias of another key (identical tensor)"
 DROPPED_BOOKKEEPING = "bookkeeping buffer (num_batches_tracked / rotary inv_freq)"
 DROPPED_DISABLED = "stage disabled by the config (use_lste / use_gstra)"
+DROPPED_TIED = "lm_head tied to embed_tokens by the config"
 
 
 @dataclass
@@ -210,7 +211,8 @@ def convert_original_state_dict(
 
     Returns:
         ``(converted, report)``; ``converted`` holds exactly our names. Raises ``ValueError`` when a weight our model
-        needs is missing, has the wrong shape, or when an alias differs from the tensor it aliases. Keys the mapping
+        needs is missing, has the wrong shape, has no place in the configured model (e.g. more LLM layers than
+        ``text_config`` has), or when an alias differs from the tensor it aliases. Keys the mapping
         does not know are listed in ``report.unmapped`` and left out.
     """
     report = ConversionReport()
@@ -240,7 +242,17 @@ def convert_original_state_dict(
         if key in out:
             out[key] = _pad_rows(key, out[key], vocab, report)
 
+    if "lm_head.weight" in out and config.text_config.tie_word_embeddings:
+        report.drop(DROPPED_TIED, "lm_head.weight")
+        del out["lm_head.weight"]
     expected = _expected_shapes(config, expect_language_model)
+    checked = {k for k in out if expect_language_model or k.startswith(TOWER)}
+    surplus = sorted(checked - set(expected))
+    if surplus:
+        raise ValueError(
+            f"{len(surplus)} checkpoint weights have no place in a model built from this config (wrong number of "
+            f"layers or a disabled stage?), e.g. {surplus[:8]}"
+        )
     missing = sorted(set(expected) - set(out))
     if missing:
         raise ValueError(f"the checkpoint lacks {len(missing)} weights the model needs, e.g. {missing[:8]}")
