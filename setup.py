@@ -39,7 +39,7 @@ setup(
     package_data={"": ["*.jinja", "*.json", "*.yaml", "*.md", "*.txt", "*.safetensors"]},
     include_package_data=True,
     install_requires=[
-        "transformers>=5.23,<6",
+        "transformers>=5.23,<5.24",  # 5.24 renamed output fields (`cache`); not yet supported
         "torch>=2.6",
         "torchvision>=0.21",
         "accelerate>=1.10",
