@@ -113,8 +113,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="videopanda-synthetic-84", help="synthetic data (generated if missing)")
     parser.add_argument("--num-train", type=int, default=2000)
+    parser.add_argument("--num-validation", type=int, default=100)
     parser.add_argument("--num-test", type=int, default=500)
     parser.add_argument("--eval-limit", type=int, default=100, help="test clips to score (generation is slow)")
+    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training records")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -134,11 +136,11 @@ def main(argv=None) -> int:
     generator = quickstart.seed_everything(args.seed)
 
     data_config = SyntheticConfig(image_size=args.image_size, seed=args.seed, num_train=args.num_train,
-                                  num_test=args.num_test)
+                                  num_validation=args.num_validation, num_test=args.num_test)
     if not quickstart._dataset_matches(Path(args.data_dir), data_config):
         build_synthetic_videoqa(args.data_dir, data_config)
     model, processor = build(args)
-    records = load_split(args.data_dir, "train", captions=args.data == "captions")
+    records = load_split(args.data_dir, "train", captions=args.data == "captions")[: args.train_limit]
     clips = quickstart.ClipCache(sorted({r["video"] for r in records}), processor)
     encoded = quickstart.EncodedRecords(records, processor, clips)
     test = load_split(args.data_dir, "test")[: args.eval_limit]
