@@ -141,6 +141,9 @@ def predict(
     pending = [request for request in requests if request.video is not None and request.uid not in already]
     batches = [pending[start : start + batch_size] for start in range(0, len(pending), batch_size)]
     mine = batches[state.process_index :: state.num_processes]
+    # Every rank must read the journals before any rank appends to them: a rank that started late would otherwise see
+    # a faster rank's first answers as done, deal the batches differently, and leave some to nobody.
+    state.wait_for_everyone()
     journal = Journal(_parts_dir(output) / f"rank{state.process_index}.jsonl")
     failures, answered = [], 0
     if state.is_main_process:
