@@ -227,17 +227,21 @@ class VideoPandaVisionTower(nn.Module):
             chunk_class = patches.new_empty(len(starts), patches.shape[-1])
         for length in sorted(set(lengths)):
             chunk_ids = [index for index, size in enumerate(lengths) if size == length]
-            frame_ids = torch.tensor([starts[index] for index in chunk_ids], device=device)[:, None] + torch.arange(
-                length, device=device
-            )
-            clips = patches[frame_ids]  # (chunks, length, gh, gw, d)
+            if in_place:  # chunks tile the frames in order: a view, no gather
+                clips = patches.view(len(chunk_ids), length, *patches.shape[1:])
+            else:
+                frame_ids = torch.tensor([starts[index] for index in chunk_ids], device=device)[:, None] + torch.arange(
+                    length, device=device
+                )
+                clips = patches[frame_ids]  # (chunks, length, gh, gw, d)
             encoded = self.temporal_encoding(clips, fast=fast) if self.temporal_encoding is not None else clips
             if self.temporal_aggregation is not None:
                 tokens = encoded.flatten(1, 3)  # every position of the chunk, padded ones included
                 chunk_class[torch.tensor(chunk_ids, device=device)] = self.temporal_aggregation(tokens, fast=fast)
             if self.temporal_encoding is not None:
-                # Dense connection: LSTE output plus the patch embedding once more.
-                dense = (encoded + clips).flatten(0, 1)
+                # Dense connection: LSTE output plus the patch embedding once more (in place when no graph is
+                # recorded: GSTRA has already read ``encoded``, and a fresh 8x448x448 buffer costs more than the add).
+                dense = (encoded.add_(clips) if not torch.is_grad_enabled() else encoded + clips).flatten(0, 1)
                 if in_place:
                     features = dense
                 else:
@@ -246,9 +250,12 @@ class VideoPandaVisionTower(nn.Module):
 
     # ------------------------------------------------------------------------------------------- LSD + FSRA
     def _group_frames(self, boxes: list, device):
-        """``[((h, w), frame_ids), ...]``: frames that share an LSD grid shape, in order of first appearance."""
+        """``[((h, w), frame_ids, shared_box), ...]``: frames that share an LSD grid shape, in order of first appearance.
+
+        ``shared_box`` is the ``(top, left)`` of the crop when every frame of the group has the same one, else None."""
         groups: dict[tuple[int, int], list[int]] = {}
-        for frame, (_, _, height, width) in enumerate(boxes):
+        corners: dict[tuple[int, int], set] = {}
+        for frame, (top, left, height, width) in enumerate(boxes):
             grid = (height // self.window, width // self.window)
             if 0 in grid:
                 raise ValueError(
@@ -256,7 +263,11 @@ class VideoPandaVisionTower(nn.Module):
                     f"{self.window}x{self.window} LSD window: the validity mask (channel 3) leaves no token."
                 )
             groups.setdefault(grid, []).append(frame)
-        return [(grid, torch.tensor(frames, device=device)) for grid, frames in groups.items()]
+            corners.setdefault(grid, set()).add((top, left))
+        return [
+            (grid, torch.tensor(frames, device=device), next(iter(corners[grid])) if len(corners[grid]) == 1 else None)
+            for grid, frames in groups.items()
+        ]
 
     def _spatial(self, features, boxes, frame_groups, fast):
         """Crop each frame's valid region, run LSD and FSRA per grid-shape group.
@@ -265,10 +276,15 @@ class VideoPandaVisionTower(nn.Module):
         """
         frame_class = features.new_empty(features.shape[0], features.shape[-1])
         grid_tokens = []
-        for (h, w), frame_ids in frame_groups:
-            rows = boxes[frame_ids, 0:1] + torch.arange(h * self.window, device=boxes.device)
-            cols = boxes[frame_ids, 1:2] + torch.arange(w * self.window, device=boxes.device)
-            crops = features[frame_ids[:, None, None], rows[:, :, None], cols[:, None, :]]  # (G, 2h, 2w, d)
+        for (h, w), frame_ids, shared_box in frame_groups:
+            if shared_box is not None:  # one crop for the whole group (the usual case): slices, no gather
+                top, left = shared_box
+                group = features[frame_ids] if len(frame_ids) < len(features) else features
+                crops = group[:, top : top + h * self.window, left : left + w * self.window]
+            else:
+                rows = boxes[frame_ids, 0:1] + torch.arange(h * self.window, device=boxes.device)
+                cols = boxes[frame_ids, 1:2] + torch.arange(w * self.window, device=boxes.device)
+                crops = features[frame_ids[:, None, None], rows[:, :, None], cols[:, None, :]]  # (G, 2h, 2w, d)
             tokens = self.spatial_downsample(crops, fast=fast)
             frame_class[frame_ids] = self.frame_aggregation(tokens.flatten(1, 2), fast=fast)
             grid_tokens.append(tokens)
@@ -293,13 +309,13 @@ class VideoPandaVisionTower(nn.Module):
         projects the whole laid-out matrix, ``<row>`` copies included."""
         counts = tokens_per_frame(grids)
         offsets = counts.cumsum(0) - counts
-        total = sum(len(frame_ids) * (1 + h * (w + 1)) for (h, w), frame_ids in frame_groups)
+        total = sum(len(frame_ids) * (1 + h * (w + 1)) for (h, w), frame_ids, _ in frame_groups)
         pre_projector = class_tokens.new_empty(total, class_tokens.shape[-1])
         projected = None
         if fast:
             projected_row = self.projector(self.row_embedding)
             projected = class_tokens.new_empty(total, projected_row.shape[-1])
-        for ((h, w), frame_ids), tokens in zip(frame_groups, grid_tokens):
+        for ((h, w), frame_ids, _), tokens in zip(frame_groups, grid_tokens):
             body_positions, row_positions = frame_token_positions(h, w, device=offsets.device)
             body_positions = (offsets[frame_ids, None] + body_positions).flatten()
             row_positions = (offsets[frame_ids, None] + row_positions).flatten()

@@ -11,6 +11,22 @@ from torch import nn
 from transformers import initialization as init
 
 
+# Elements of one (items, H, d) temporary of the factorised attention: 1M floats (4 MB in float32) keeps each tile's
+# intermediates in the last-level cache and in reused allocator memory; the full-size LSD would otherwise write two
+# 67 MB tensors to fresh pages.
+_TILE_ELEMENTS = 1 << 20
+
+
+def _factorised_attention(query, keys_in, key_weight, value_weight):
+    """``score_h = keys_in . (W_k,h^T q_h)``, softmax, weighted mean of ``keys_in`` then ``W_v``: no key or value is
+    projected. Shapes as in `_single_query_attention`."""
+    heads, head_dim = query.shape[-2:]
+    query_in_input = torch.einsum("...hc,hcd->...hd", query, key_weight.view(heads, head_dim, -1))
+    weights = torch.matmul(query_in_input, keys_in.transpose(-1, -2)).softmax(dim=-1)  # (..., H, n)
+    pooled = torch.matmul(weights, keys_in)  # (..., H, d)
+    return torch.einsum("...hd,hcd->...hc", pooled, value_weight.view(heads, head_dim, -1)).flatten(-2)
+
+
 def _single_query_attention(
     query: torch.Tensor, keys_in: torch.Tensor, key_weight: torch.Tensor, value_weight: torch.Tensor, fast: bool
 ) -> torch.Tensor:
@@ -21,10 +37,16 @@ def _single_query_attention(
     """
     heads, head_dim = query.shape[-2:]
     if fast:
-        query_in_input = torch.einsum("...hc,hcd->...hd", query, key_weight.view(heads, head_dim, -1))
-        weights = torch.matmul(query_in_input, keys_in.transpose(-1, -2)).softmax(dim=-1)  # (..., H, n)
-        pooled = torch.matmul(weights, keys_in)  # (..., H, d)
-        return torch.einsum("...hd,hcd->...hc", pooled, value_weight.view(heads, head_dim, -1)).flatten(-2)
+        if query.ndim > 2:  # one query per item: tile the items so the (items, H, d) temporaries stay cache-sized
+            items = keys_in.shape[:-2]
+            query, keys_in = query.reshape(-1, heads, head_dim), keys_in.reshape(-1, *keys_in.shape[-2:])
+            step = max(1, _TILE_ELEMENTS // (heads * keys_in.shape[-1]))
+            tiles = [
+                _factorised_attention(query[i : i + step], keys_in[i : i + step], key_weight, value_weight)
+                for i in range(0, len(query), step)
+            ]
+            return torch.cat(tiles).view(*items, -1)
+        return _factorised_attention(query, keys_in, key_weight, value_weight)
     keys = torch.matmul(keys_in, key_weight.t()).unflatten(-1, (heads, head_dim))  # (..., n, H, c)
     values = torch.matmul(keys_in, value_weight.t()).unflatten(-1, (heads, head_dim))
     weights = (query.unsqueeze(-3) * keys).sum(-1).softmax(dim=-2)  # (..., n, H)

@@ -63,9 +63,9 @@ class LocalSpatioTemporalEncoding(nn.Module):
             y = x + self.expand(self.temporal_conv(self.reduce(self.norm(x))))
             return (y + self.position_conv(y)).permute(0, 2, 3, 4, 1)
         y = self._bottleneck_fast(x).add_(x)  # in place on fresh outputs: fewer large allocations on CPU
-        position = F.conv3d(
-            y.permute(0, 4, 1, 2, 3), self.position_conv.weight, self.position_conv.bias, padding=1, groups=y.shape[-1]
-        )
+        # channels-last-3d input and weight: oneDNN's depthwise kernel runs on the layout as it is, without copies.
+        weight = self.position_conv.weight.contiguous(memory_format=torch.channels_last_3d)
+        position = F.conv3d(y.permute(0, 4, 1, 2, 3), weight, self.position_conv.bias, padding=1, groups=y.shape[-1])
         return position.permute(0, 2, 3, 4, 1).add_(y)
 
     def _bottleneck_fast(self, x: torch.Tensor) -> torch.Tensor:

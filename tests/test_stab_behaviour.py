@@ -85,6 +85,23 @@ def test_mixed_batch_equals_videos_one_by_one(big_frames, fast):
     assert int(out.tokens_per_frame.sum()) == out.features.shape[0] == out.pre_projector.shape[0]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_same_grid_at_different_crop_positions_matches_naive(fast):
+    """Frames whose valid regions have one shape at different positions share an LSD group but need their own crops
+    (the gather branch); the full frames beside them take the shared-crop branch."""
+    config = tiny_stab_config(image_size=168)
+    tower = random_tower(config, seed=4)
+    videos = [
+        random_frames(4, 168, valid=(0, 84, 0, 84), seed=1),
+        random_frames(4, 168, valid=(42, 126, 42, 126), seed=2),
+        random_frames(4, 168, seed=3),
+    ]
+    out = _features(tower, torch.stack(videos), fast=fast)
+    expected = torch.cat([naive_tower(tower, video, config) for video in videos])
+    torch.testing.assert_close(out.features, expected, atol=ATOL, rtol=0)
+    assert out.frame_grids[:8].tolist() == [[3, 3]] * 8
+
+
 def test_num_frames_none_uses_every_frame():
     config = tiny_stab_config()
     tower = random_tower(config)

@@ -63,6 +63,19 @@ def test_fast_equals_reference_on_random_mixed_batches(seed):
     _assert_same(*_both(tower, batch, num_frames), atol=1e-10)
 
 
+def test_tiled_window_attention_equals_reference(monkeypatch):
+    """Full-size LSD tiles its windows to keep temporaries cache-sized; force many tiles (the last one ragged)."""
+    from videopanda.modeling import modeling_stab_spatial
+
+    tower = random_tower(tiny_stab_config(image_size=168), seed=5)
+    batch, num_frames = _random_batch(5)
+    untiled, _ = _both(tower, batch, num_frames)
+    monkeypatch.setattr(modeling_stab_spatial, "_TILE_ELEMENTS", 7 * tower.spatial_downsample.num_heads * 32)
+    fast, reference = _both(tower, batch, num_frames)
+    _assert_same(fast, reference, atol=1e-10)
+    _assert_same(fast, untiled, atol=1e-12)
+
+
 def test_fast_path_gradients_match_reference():
     tower = random_tower(tiny_stab_config(), seed=5)
     batch, num_frames = _random_batch(5, size=112)
