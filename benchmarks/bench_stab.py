@@ -34,19 +34,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 logger = logging.getLogger("bench_stab")
 HERE = Path(__file__).parent
+SECTION_START = "<!-- bench_stab:start -->"
+SECTION_END = "<!-- bench_stab:end -->"
 PAPER_GMACS = 105.5
-# PyTorch reads this once, at its first allocation: CPU tensors of 2 MB and more then sit on transparent huge pages, so
-# the first touch of fresh memory costs one page fault per 2 MB instead of one per 4 KB.
-HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
-
-
-def huge_pages_enabled() -> bool:
-    return os.environ.get(HUGE_PAGES_ENV) == "1"
-
-
-def section_markers(huge_pages: bool) -> tuple[str, str]:
-    name = "bench_stab_huge_pages" if huge_pages else "bench_stab"
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -180,25 +170,10 @@ def markdown(results):
     env = results["environment"]
     rows = results["entries"]
     clip = rows["clip_vit_l14_224"]
-    huge_pages = env.get("huge_pages", False)
-    start, end = section_markers(huge_pages)
     lines = [
-        start,
-        "## STAB + projector vs an encoder (`benchmarks/bench_stab.py`"
-        + (", large tensors on transparent huge pages)" if huge_pages else ")"),
+        SECTION_START,
+        "## STAB + projector vs an encoder (`benchmarks/bench_stab.py`)",
         "",
-        *(
-            [
-                f"`--huge-pages` runs everything (both models and the matmul peak) with PyTorch's `{HUGE_PAGES_ENV}=1`: "
-                "CPU tensors of 2 MB and more are placed on transparent huge pages, so writing a fresh activation costs "
-                "one page fault per 2 MB instead of one per 4 KB. A full-size forward allocates about 0.5 GB of "
-                "activations in tensors of 2 MB or more, and first-touching them page by page is a visible part of "
-                "the time on this VM.",
-                "",
-            ]
-            if huge_pages
-            else []
-        ),
         f"Command: `{results['command']}`  ",
         f"{env['device_name']}, {env['threads']} threads, {env['dtype']}, torch {env['torch']}, transformers "
         f"{env['transformers']}; load average {env['load_average_start']:.1f} at start, {env['load_average_end']:.1f} "
@@ -280,18 +255,17 @@ def markdown(results):
         "- Fast-path MACs by op (G): "
         + ", ".join(f"{op} {value:.1f}" for op, value in fast["gmacs_by_op"].items())
         + ".",
-        end,
+        SECTION_END,
     ]
     return "\n".join(lines)
 
 
-def update_results_md(section, huge_pages):
+def update_results_md(section):
     path = HERE / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = section_markers(huge_pages)
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + section + rest.split(end, 1)[1]
+    if SECTION_START in text and SECTION_END in text:
+        head, rest = text.split(SECTION_START, 1)
+        text = head + section + rest.split(SECTION_END, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
@@ -306,33 +280,20 @@ def main(argv=None):
     parser.add_argument("--skip-clip", action="store_true", help="skip the ViT-L/14 anchor (no ratios then)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--clip-memory", action="store_true", help="also probe the anchor's peak memory (slow)")
-    parser.add_argument(
-        "--huge-pages",
-        action="store_true",
-        help=f"run with PyTorch's {HUGE_PAGES_ENV}=1 (large CPU tensors on transparent huge pages; the script restarts "
-        "itself with the variable set, because PyTorch reads it once); results go to their own JSON and RESULTS.md "
-        "section",
-    )
-    parser.add_argument("--output", type=Path, help="JSON to write (default benchmarks/results/bench_stab[_huge_pages].json)")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "bench_stab.json")
     parser.add_argument("--update-results-md", action="store_true", help="rewrite the STAB section of RESULTS.md")
     parser.add_argument("--report-only", type=Path, help="re-render the Markdown section from a JSON result, no run")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.huge_pages and not huge_pages_enabled():
-        arguments = sys.argv[1:] if argv is None else list(argv)
-        os.execve(sys.executable, [sys.executable, __file__, *arguments], {**os.environ, HUGE_PAGES_ENV: "1"})
-    if args.output is None:
-        args.output = HERE / "results" / ("bench_stab_huge_pages.json" if huge_pages_enabled() else "bench_stab.json")
     if args.memory_probe:
         print(memory_probe(args.memory_probe, args.batch))
         return 0
     if args.report_only:
-        results = json.loads(args.report_only.read_text())
-        section = markdown(results)
+        section = markdown(json.loads(args.report_only.read_text()))
         print(section)
         if args.update_results_md:
-            update_results_md(section, results["environment"].get("huge_pages", False))
+            update_results_md(section)
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -418,7 +379,6 @@ def main(argv=None):
             if device.type == "cuda"
             else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
             "threads": torch.get_num_threads(),
-            "huge_pages": huge_pages_enabled(),
             "dtype": str(dtype).replace("torch.", ""),
             "torch": torch.__version__,
             "transformers": transformers.__version__,
@@ -433,7 +393,7 @@ def main(argv=None):
         section = markdown(results)
         print(section)
         if args.update_results_md:
-            update_results_md(section, huge_pages_enabled())
+            update_results_md(section)
     logger.info("wrote %s in %.0f s", args.output, results["wall_seconds"])
     return 0
 
