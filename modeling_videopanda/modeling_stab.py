@@ -279,8 +279,9 @@ class VideoPandaVisionTower(nn.Module):
         for (h, w), frame_ids, shared_box in frame_groups:
             if shared_box is not None:  # one crop for the whole group (the usual case): slices, no gather
                 top, left = shared_box
-                group = features[frame_ids] if len(frame_ids) < len(features) else features
-                crops = group[:, top : top + h * self.window, left : left + w * self.window]
+                crops = features[:, top : top + h * self.window, left : left + w * self.window]
+                if len(frame_ids) < len(features):
+                    crops = crops[frame_ids]
             else:
                 rows = boxes[frame_ids, 0:1] + torch.arange(h * self.window, device=boxes.device)
                 cols = boxes[frame_ids, 1:2] + torch.arange(w * self.window, device=boxes.device)
