@@ -1,5 +1,5 @@
 """The fast STAB path (factorised single-query attention, batched windows, ``<row>`` projected once) gives the same
-numbers as the straightforward reference path, compiles with ``torch.compile`` and runs in bfloat16."""
+numbers as the straightforward reference path, compiles with ``torch.compile`` and runs in bfloat16 and float16."""
 
 import pytest
 import torch
@@ -70,7 +70,8 @@ def test_tiled_window_attention_equals_reference(monkeypatch):
     tower = random_tower(tiny_stab_config(image_size=168), seed=5)
     batch, num_frames = _random_batch(5)
     untiled, _ = _both(tower, batch, num_frames)
-    monkeypatch.setattr(modeling_stab_spatial, "_TILE_ELEMENTS", 7 * tower.spatial_downsample.num_heads * 32)
+    layer = tower.spatial_downsample  # 7 windows per tile: (7, heads, hidden) elements
+    monkeypatch.setattr(modeling_stab_spatial, "_TILE_ELEMENTS", 7 * layer.num_heads * layer.key_proj.in_features)
     fast, reference = _both(tower, batch, num_frames)
     _assert_same(fast, reference, atol=1e-10)
     _assert_same(fast, untiled, atol=1e-12)
@@ -89,13 +90,14 @@ def test_fast_path_gradients_match_reference():
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-9, rtol=1e-9, msg=name)
 
 
-def test_bfloat16_runs_and_tracks_float32():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_runs_and_tracks_float32(dtype):
     tower = random_tower(tiny_stab_config(), seed=3, dtype=torch.float32)
     batch, num_frames = _random_batch(3, size=112)
     with torch.no_grad():
         full = tower(batch.float(), num_frames).features
-        half = tower.to(torch.bfloat16)(batch.float(), num_frames).features
-    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
+        half = tower.to(dtype)(batch.float(), num_frames).features
+    assert half.dtype == dtype and torch.isfinite(half).all()
     assert (half.float() - full).abs().max() < 0.1 * full.abs().max()
 
 
