@@ -4,7 +4,9 @@ Measured (full-size defaults: STAB width 1024, projector to 4096, 8 frames at 44
   1. ours, fast path (factorised single-query attention, <row> projected once) at batch 1, 2 and 4 videos;
   2. ours, reference path (straightforward attention, what the original computes) at batch 1;
   3. the anchor: transformers' CLIPVisionModel ViT-L/14 (24 layers, width 1024, random weights, SDPA) on the same
-     8 frames at 224x224 (the Video-LLaVA/LanguageBind image-encoder shape).
+     8 frames at 224x224 (the Video-LLaVA/LanguageBind image-encoder shape);
+  4. that tower with LanguageBind's temporal attention (``videopanda.train``'s LanguageBind video teacher, random
+     weights, SDPA): the Video-LLaVA video encoder, run to its penultimate layer as Video-LLaVA uses it.
 For each: median latency over --repeats interleaved rounds after a warm-up round (each round times every entry
 once, so a shared machine's load drifts affect all entries alike), MACs counted with torch.utils.flop_counter
 (one MAC = 2 FLOPs; compare with the paper's 105.5 G), achieved GFLOP/s against a measured fp32 2048x2048 matmul peak,
@@ -69,6 +71,13 @@ def build_clip(device, dtype):
     return CLIPVisionModel(config).to(device=device, dtype=dtype).eval()
 
 
+def build_languagebind(device, dtype):
+    from videopanda.train.teacher_languagebind import LanguageBindVideoConfig, LanguageBindVideoTeacher
+
+    torch.manual_seed(0)
+    return LanguageBindVideoTeacher(LanguageBindVideoConfig()).to(device=device, dtype=dtype).eval()
+
+
 def stab_input(batch, frames, size, device, dtype):
     generator = torch.Generator().manual_seed(1)
     pixels = torch.randn(batch, frames, 4, size, size, generator=generator)
@@ -85,6 +94,9 @@ def runner(name, device, dtype, batch=1, frames=8, size=448):
     if name == "clip":
         model, inputs = build_clip(device, dtype), clip_input(frames * batch, device, dtype)
         return model, lambda: model(pixel_values=inputs)
+    if name == "languagebind":
+        model, inputs = build_languagebind(device, dtype), clip_input(frames * batch, device, dtype)
+        return model, lambda: model(inputs.view(batch, frames, *inputs.shape[1:]))
     model, inputs = build_stab(device, dtype), stab_input(batch, frames, size, device, dtype)
     fast = name == "stab_fast"
     return model, lambda: model(inputs, use_fast_path=fast)
@@ -219,6 +231,15 @@ def markdown(results):
             f"- Fast path vs the ViT-L/14 anchor: {clip['latency_s'] / fast['latency_s']:.1f}x faster, "
             f"{clip['gmacs'] / fast['gmacs']:.1f}x fewer MACs."
         ),
+        *(
+            [
+                f"- Fast path vs the LanguageBind video tower (ViT-L/14 plus temporal attention, to its penultimate "
+                f"layer): {rows['languagebind_video_224']['latency_s'] / fast['latency_s']:.1f}x faster, "
+                f"{rows['languagebind_video_224']['gmacs'] / fast['gmacs']:.1f}x fewer MACs."
+            ]
+            if "languagebind_video_224" in rows
+            else []
+        ),
         (
             f"- Arithmetic floor of the fast path at the measured peak: {fast['floor_s']:.3f} s; measured "
             f"{fast['latency_s'] / fast['floor_s']:.2f}x that floor."
@@ -277,9 +298,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per entry after one warm-up (default 3)")
     parser.add_argument("--batch-sizes", default="1,2,4", help="video batch sizes for the fast path (default 1,2,4)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
-    parser.add_argument("--skip-clip", action="store_true", help="skip the ViT-L/14 anchor (no ratios then)")
+    parser.add_argument(
+        "--skip-clip", action="store_true", help="skip the ViT-L/14 and LanguageBind anchors (no ratios then)"
+    )
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory probes")
-    parser.add_argument("--clip-memory", action="store_true", help="also probe the anchor's peak memory (slow)")
+    parser.add_argument("--clip-memory", action="store_true", help="also probe the anchors' peak memory (slow)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "bench_stab.json")
     parser.add_argument("--update-results-md", action="store_true", help="rewrite the STAB section of RESULTS.md")
     parser.add_argument("--report-only", type=Path, help="re-render the Markdown section from a JSON result, no run")
@@ -307,13 +330,15 @@ def main(argv=None):
     started = time.perf_counter()
     plan = [("stab_fast", b) for b in map(int, args.batch_sizes.split(","))] + [("stab_reference", 1)]
     if not args.skip_clip:
-        plan.append(("clip", 1))
+        plan += [("clip", 1), ("languagebind", 1)]
     labels = {
         "stab_fast": "STAB+projector, fast path",
         "stab_reference": "STAB+projector, reference path",
         "clip": "CLIP ViT-L/14 @224 (anchor)",
+        "languagebind": "LanguageBind video tower @224 (anchor with temporal attention)",
     }
-    keys = ["clip_vit_l14_224" if name == "clip" else f"{name}_b{batch}" for name, batch in plan]
+    anchor_keys = {"clip": "clip_vit_l14_224", "languagebind": "languagebind_video_224"}
+    keys = [anchor_keys.get(name, f"{name}_b{batch}") for name, batch in plan]
     runs = {key: runner(name, device, dtype, batch=batch) for key, (name, batch) in zip(keys, plan)}
     a = torch.randn(2048, 2048, device=device)
     b = torch.randn(2048, 2048, device=device)
@@ -350,7 +375,7 @@ def main(argv=None):
     runs.clear()
     if not args.skip_memory:
         for key, (name, batch) in zip(keys, plan):
-            if batch == 1 and (name != "clip" or args.clip_memory):
+            if batch == 1 and (name not in anchor_keys or args.clip_memory):
                 memory, memory_method = peak_memory(name, batch, device, dtype)
                 entries[key]["peak_memory_mb"] = memory / 2**20
     for row in entries.values():
