@@ -81,7 +81,7 @@ def decode_all(path: str) -> int:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frame.to_ndarray(format="rgb24")
+            frame.reformat(format="rgb24").to_ndarray()  # the fast RGB conversion our decoder uses
             count += 1
     return count
 

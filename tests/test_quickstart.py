@@ -109,16 +109,17 @@ def test_cached_training_inputs_equal_the_processor_output(run):
     clips = quickstart.ClipCache([r["video"] for r in records], processor)
     encoded = quickstart.EncodedRecords(records, processor, clips)
     batch = quickstart.collate(encoded, [0, 1, 2], clips, processor.tokenizer.pad_token_id)
+    assert max(len(r["turns"]) for r in records) == 3  # single-object clips are asked all their facts
     for row, record in enumerate(records):
-        text = processor.apply_chat_template(quickstart._conversation(record["question"], record["answer"]),
-                                             tokenize=False)
+        text = processor.apply_chat_template(quickstart._multi_turn(record["turns"]), tokenize=False)
         reference = processor(text=[text], videos=[record["video"]], return_tensors="pt")
         length = int(batch["attention_mask"][row].sum())
         assert batch["input_ids"][row, :length].tolist() == reference["input_ids"][0].tolist()
         assert torch.equal(batch["video_grids"][row], reference["video_grids"][0])
         assert torch.allclose(batch["pixel_values_videos"][row], reference["pixel_values_videos"][0], atol=2e-3)
         answer_ids = batch["labels"][row][batch["labels"][row] != -100].tolist()
-        assert processor.tokenizer.decode(answer_ids).split() == [record["answer"], "</s>"]
+        expected = [word for _, answer in record["turns"] for word in (answer, "</s>")]
+        assert processor.tokenizer.decode(answer_ids).split() == expected  # every answer is labelled, nothing else
 
 
 def test_stage_one_trains_only_the_tower(run):
@@ -140,3 +141,19 @@ def test_cli_options_reach_the_settings(monkeypatch, tmp_path):
     assert quickstart.main(["--small", "--no-temporal", "--seed", "3", "--output-dir", str(tmp_path / "o")]) == 0
     s = seen["s"]
     assert not s.temporal and s.seed == 3 and s.num_train == 40 and s.data_dir == f"{tmp_path / 'o'}-data"
+
+
+def test_alignment_lr_applies_to_the_tower_only(run):
+    """With the LLM's rate at zero and the STAB + projector's above it, one step moves only the tower."""
+    settings, _ = run
+    records = load_split(settings.data_dir, "train")[:4]
+    local = quickstart.small_settings(settings.output_dir, batch_size=4)
+    processor = quickstart.build_processor(local)
+    model = quickstart.build_model(local, processor.tokenizer)
+    clips = quickstart.ClipCache([r["video"] for r in records], processor)
+    encoded = quickstart.EncodedRecords(records, processor, clips)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    stage = quickstart.Stage("s", "qa", "all", steps=1, lr=0.0, warmup_steps=1, alignment_lr=1e-2)
+    quickstart.train_stage(model, stage, encoded, clips, processor, local, quickstart.seed_everything(0))
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved and all(name.startswith("model.video_tower.") for name in moved)

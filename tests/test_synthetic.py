@@ -126,3 +126,44 @@ def test_normalize_answer():
 def test_missing_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="build_synthetic_videoqa"):
         load_split(tmp_path, "train")
+
+
+def test_square_shows_corners_beyond_its_circle():
+    """A square's half-side is the circle's radius: same extent, about 4/pi times the pixels."""
+    from videopanda.synthetic import _shape_mask
+
+    circle, square = (_shape_mask(shape, 42.0, 42.0, 20.0, 84).sum() for shape in ("circle", "square"))
+    assert abs(square / circle - 4 / np.pi) < 0.03
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_placed_squares_never_overlap(seed):
+    """Objects are kept apart by their circumscribed circles, so four squares never overlap."""
+    from videopanda.synthetic import _place_apart, _shape_mask
+
+    rng = np.random.default_rng(seed)
+    radii = [rng.uniform(84 / 12, 84 / 8) for _ in range(4)]
+    masks = [_shape_mask("square", cx, cy, r, 84) for r, (cx, cy) in zip(radii, _place_apart(rng, 84, radii))]
+    assert sum(m.astype(int) for m in masks).max() == 1
+
+
+def test_follow_up_questions_ask_the_other_facts_of_a_single_object():
+    clip = make_clip("shape", 1, clip_rng(0, "train", 11), SyntheticConfig())
+    obj = clip.objects[0]
+    assert clip.answer == obj["shape"] == "square"
+    assert sorted(t for t, _, _ in clip.follow_ups) == ["colour", "direction"]
+    assert all(answer == obj[qtype] for qtype, _, answer in clip.follow_ups)
+    assert make_clip("count", 1, clip_rng(0, "train", 12), SyntheticConfig()).follow_ups == []
+    plain = make_clip("shape", 1, clip_rng(0, "train", 11), SyntheticConfig(follow_up_questions=False))
+    assert plain.follow_ups == [] and np.array_equal(plain.frames, clip.frames)
+
+
+def test_manifest_turns_round_trip(tmp_path):
+    root = build_synthetic_videoqa(tmp_path / "syn", SMALL, progress=False)
+    records = load_split(root, "train")
+    single = [r for r in records if r["question_type"] in ("colour", "shape", "direction")]
+    assert single and all(len(r["turns"]) == 3 for r in single)
+    assert all(r["turns"][0] == [r["question"], r["answer"]] for r in records)
+    assert all(len(r["turns"]) == 1 for r in records if r["question_type"] in ("order", "count"))
+    raw = json.loads((root / "train.json").read_text())
+    assert sum("<video>" in turn["value"] for turn in raw[0]["conversations"]) == 1

@@ -56,6 +56,9 @@ class Stage:
     steps: int
     lr: float
     warmup_steps: int
+    # STAB + projector learning rate (None: ``lr``), like the library's ``alignment_learning_rate``: the randomly
+    # initialised visual side needs a larger step than the language model to learn shape (docs/experiments.md).
+    alignment_lr: float | None = None
 
 
 @dataclass
@@ -67,6 +70,7 @@ class QuickstartSettings:
     seed: int = 0
     temporal: bool = True  # False = Table 4 ablation (no LSTE, no GSTRA)
     image_size: int = 84
+    patch_size: int = 14
     num_frames: int = 8
     num_train: int = 2000
     num_validation: int = 100
@@ -92,14 +96,15 @@ class QuickstartSettings:
 def default_stages(scale: float = 1.0) -> list[Stage]:
     """The paper's three stages, scaled to a CPU: alignment (LLM frozen), end-to-end pre-training, instruction tuning.
 
-    Learning rates follow what made a tiny model learn on this kind of data: AdamW 1e-3 with warm-up (see
-    docs/quickstart.md); the tuning stage uses half the rate, as the paper halves it from stage 2 to stage 3.
+    Learning rates follow what made a tiny model learn on this kind of data: AdamW 1e-3 with warm-up for the language
+    model and 3e-3 for the STAB + projector (see docs/quickstart.md); the tuning stage uses half the rates, as the
+    paper halves them from stage 2 to stage 3.
     """
     steps = lambda n: max(1, int(round(n * scale)))  # noqa: E731
     return [
-        Stage("stage1-align", "captions", "tower", steps(100), 1e-3, steps(20)),
-        Stage("stage2-pretrain", "captions", "all", steps(650), 1e-3, steps(100)),
-        Stage("stage3-instruct", "qa", "all", steps(650), 5e-4, steps(50)),
+        Stage("stage1-align", "captions", "tower", steps(100), 3e-3, steps(20)),
+        Stage("stage2-pretrain", "captions", "all", steps(650), 1e-3, steps(100), alignment_lr=3e-3),
+        Stage("stage3-instruct", "qa", "all", steps(650), 5e-4, steps(50), alignment_lr=1.5e-3),
     ]
 
 
@@ -143,7 +148,7 @@ def build_processor(settings: QuickstartSettings):
     from .processing.video_processing_videopanda import VideoPandaVideoProcessor
 
     size = {"height": settings.image_size, "width": settings.image_size}
-    video_processor = VideoPandaVideoProcessor(size=size, num_frames=settings.num_frames)
+    video_processor = VideoPandaVideoProcessor(size=size, num_frames=settings.num_frames, patch_size=settings.patch_size)
     probe = VideoPandaProcessor(video_processor=video_processor, tokenizer=build_tokenizer([]))
     # Train the tokenizer on the rendered chat template too, so that the system prompt has no unknown words.
     template_text = probe.apply_chat_template(
@@ -178,6 +183,7 @@ def build_model(settings: QuickstartSettings, tokenizer):
         vision_hidden_size=settings.vision_hidden_size,
         vision_num_heads=settings.vision_num_heads,
         image_size=settings.image_size,
+        patch_size=settings.patch_size,
         num_frames=settings.num_frames,
         video_token_id=tokenizer.convert_tokens_to_ids("<video>"),
         use_lste=settings.temporal,
@@ -241,6 +247,15 @@ def _conversation(question: str, answer: str | None = None) -> list[dict]:
     return messages
 
 
+def _multi_turn(turns: list) -> list[dict]:
+    """Chat messages of ``[(question, answer), ...]``; the video opens the first question."""
+    messages = _conversation(*turns[0])
+    for question, answer in turns[1:]:
+        messages += [{"role": "user", "content": [{"type": "text", "text": question}]},
+                     {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+    return messages
+
+
 def prompt_text(processor, question: str) -> str:
     """The chat-template prompt (system, ``USER: <video>\\n{question} ASSISTANT:``) for one question."""
     return processor.apply_chat_template(_conversation(question), tokenize=False, add_generation_prompt=True)
@@ -251,7 +266,8 @@ class EncodedRecords:
 
     The text is the chat template of the processor; each ``<video>`` is expanded with the processor's own rule for
     that clip (``replace_video_token``) and tokenised by the processor's tokenizer, which is what
-    ``processor(text=..., videos=...)`` does (tests/test_quickstart.py checks the two agree).
+    ``processor(text=..., videos=...)`` does (tests/test_quickstart.py checks the two agree). A record with several
+    ``turns`` is one multi-turn conversation whose every answer is labelled.
     """
 
     def __init__(self, records: list[dict], processor, clips: ClipCache):
@@ -259,21 +275,30 @@ class EncodedRecords:
         self.clip_index = [clips.index[r["video"]] for r in records]
         self.input_ids: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
-        tokenizer, token = processor.tokenizer, processor.video_token
         for record, clip in tqdm(list(zip(records, self.clip_index)), desc="tokenise", leave=False):
-            run = clips.placeholder_run(clip)
-            prompt = prompt_text(processor, record["question"]).replace(token, run)
-            full = processor.apply_chat_template(
-                _conversation(record["question"], record["answer"]), tokenize=False
-            ).replace(token, run)
-            prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-            ids = torch.tensor(tokenizer(full, add_special_tokens=True)["input_ids"])
-            if ids[: len(prompt_ids)].tolist() != prompt_ids or len(ids) <= len(prompt_ids):
-                raise ValueError(f"record {record['id']}: the prompt is not a prefix of the full conversation.")
-            labels = torch.full_like(ids, -100)
-            labels[len(prompt_ids) :] = ids[len(prompt_ids) :]
+            ids, labels = self._encode(record, processor, clips.placeholder_run(clip))
             self.input_ids.append(ids)
             self.labels.append(labels)
+
+    @staticmethod
+    def _encode(record: dict, processor, run: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ids of the whole conversation; labels keep the tokens between each prompt and the end of its answer."""
+        tokenizer, token = processor.tokenizer, processor.video_token
+        turns = record.get("turns") or [(record["question"], record["answer"])]
+
+        def ids_of(messages, add_generation_prompt=False):
+            text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return tokenizer(text.replace(token, run), add_special_tokens=True)["input_ids"]
+
+        ids = ids_of(_multi_turn(turns))
+        labels = [-100] * len(ids)
+        for k in range(1, len(turns) + 1):
+            prompt = ids_of(_multi_turn(turns[:k])[:-1], add_generation_prompt=True)
+            answered = ids_of(_multi_turn(turns[:k]))
+            if ids[: len(answered)] != answered or answered[: len(prompt)] != prompt or len(answered) <= len(prompt):
+                raise ValueError(f"record {record['id']}: turn {k} does not extend the conversation before it.")
+            labels[len(prompt) : len(answered)] = answered[len(prompt) :]
+        return torch.tensor(ids), torch.tensor(labels)
 
     def __len__(self):
         return len(self.records)
@@ -319,8 +344,13 @@ def train_stage(model, stage: Stage, encoded: EncodedRecords, clips: ClipCache, 
                 generator) -> list[float]:
     """Run one stage with AdamW; returns the loss of every step."""
     trainable = set_trainable(model, stage.trainable)
+    tower = {id(p) for p in model.model.video_tower.parameters()}
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=0.0)
+    groups = [
+        {"params": [p for p in params if id(p) in tower], "lr": stage.alignment_lr or stage.lr},
+        {"params": [p for p in params if id(p) not in tower], "lr": stage.lr},
+    ]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, stage.warmup_steps, stage.steps))
     pad_id = processor.tokenizer.pad_token_id
     model.train()
@@ -434,7 +464,8 @@ def write_model_card(folder: Path, results: dict, settings: QuickstartSettings) 
     ]
     stages = "; ".join(
         f"{s.name}: {s.steps} steps on {'video-caption pairs' if s.data == 'captions' else 'questions'}, "
-        f"{'STAB + projector only (LLM frozen)' if s.trainable == 'tower' else 'all parameters'}, AdamW lr {s.lr:g} "
+        f"{'STAB + projector only (LLM frozen)' if s.trainable == 'tower' else 'all parameters'}, AdamW lr {s.lr:g}"
+        f"{f' (STAB + projector {s.alignment_lr:g})' if s.alignment_lr and s.trainable == 'all' else ''} "
         f"with {s.warmup_steps} warm-up steps and cosine decay" for s in settings.stages
     )
     description = (

@@ -16,7 +16,11 @@ Answers are balanced within each split (answer ``k`` of type ``t`` is used for e
 type). Files written by :func:`build_synthetic_videoqa` under ``root``:
 
     train.json, validation.json, test.json     LLaVA-style QA manifests ({"id", "video", "conversations"}), video
-                                               paths relative to ``root`` (VideoChatGPT-instruct style, stage 3)
+                                               paths relative to ``root`` (VideoChatGPT-instruct style, stage 3).
+                                               The balanced question comes first; with ``follow_up_questions`` the
+                                               clip's other facts follow as further turns (a single moving object is
+                                               also asked its colour, shape and direction), so every training clip
+                                               teaches all the facts it shows
     <split>_captions.json                      the same clips with "Describe the video." and a caption stating every
                                                fact ("a red circle moves left"): video-text pairs (Valley style,
                                                stages 1 and 2)
@@ -83,6 +87,9 @@ class SyntheticConfig:
     question_types: tuple[str, ...] = QUESTION_TYPES
     # Relative travel of a moving object over the clip (0.4 of the frame side learned well in the measurements).
     travel: float = 0.4
+    # Ask a single-object clip all its facts (colour, shape, direction) in one multi-turn conversation. Why: the shape
+    # of a circle vs a square is learned only once it gets enough of the training signal (docs/experiments.md).
+    follow_up_questions: bool = True
     counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -105,7 +112,7 @@ class SyntheticConfig:
 
 @dataclass
 class Clip:
-    """One rendered clip with its question and ground-truth answer."""
+    """One rendered clip with its question and ground-truth answer, and further questions about its other facts."""
 
     frames: np.ndarray  # (T, H, W, 3) uint8
     question_type: str
@@ -113,6 +120,7 @@ class Clip:
     answer: str
     objects: list[dict]
     caption: str = ""
+    follow_ups: list[tuple[str, str, str]] = field(default_factory=list)  # (question type, question, answer)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -132,14 +140,16 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _shape_mask(shape: str, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
-    """Boolean ``size x size`` mask of a circle, square or upward triangle centred at (cx, cy)."""
+    """Boolean ``size x size`` mask of a circle, square or upward triangle centred at (cx, cy).
+
+    ``radius`` is the circle's radius and the square's half-side (the circle fits the square exactly), so a square
+    shows its corners beyond the circle it contains."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     dx, dy = xx - cx, yy - cy
     if shape == "circle":
         return dx**2 + dy**2 <= radius**2
-    half = radius * 0.9
     if shape == "square":
-        return (np.abs(dx) <= half) & (np.abs(dy) <= half)
+        return (np.abs(dx) <= radius) & (np.abs(dy) <= radius)
     if shape == "triangle":
         # Apex at the top, base at the bottom: inside when below the two slanted edges and above the base.
         top, bottom = cy - radius, cy + radius * 0.8
@@ -173,11 +183,13 @@ def _static(cx: float, cy: float, num_frames: int) -> list[tuple[float, float]]:
 
 
 def _place_apart(rng, size: int, radii: list[float], margin: float = 2.0, tries: int = 500) -> list[tuple[float, float]]:
-    """Centres for non-overlapping objects fully inside the frame (rejection sampling, deterministic by ``rng``)."""
+    """Centres for non-overlapping objects fully inside the frame (rejection sampling, deterministic by ``rng``).
+
+    Objects are kept apart by their circumscribed circles (a square's corners reach ``sqrt(2) * radius``)."""
     for _ in range(tries):
         centres = [(rng.uniform(r + 1, size - r - 1), rng.uniform(r + 1, size - r - 1)) for r in radii]
         ok = all(
-            np.hypot(a[0] - b[0], a[1] - b[1]) >= radii[i] + radii[j] + margin
+            np.hypot(a[0] - b[0], a[1] - b[1]) >= np.sqrt(2) * (radii[i] + radii[j]) + margin
             for i, a in enumerate(centres)
             for j, b in enumerate(centres)
             if i < j
@@ -255,8 +267,27 @@ def make_clip(question_type: str, answer_index: int, rng: np.random.Generator, c
         {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in obj.items() if k not in ("centres", "rgb")}
         for obj in objects
     ]
+    follow_ups = _follow_ups(question_type, objects[0], rng, config) if config.follow_up_questions else []
     return Clip(frames=frames, question_type=question_type, question=question, answer=answer, objects=described,
-                caption=caption)
+                caption=caption, follow_ups=follow_ups)
+
+
+_SINGLE_OBJECT_FACTS = ("colour", "shape", "direction")
+
+
+def _follow_ups(question_type: str, obj: dict, rng: np.random.Generator, config: SyntheticConfig) -> list:
+    """The other facts of a single-object clip as ``(type, question, answer)`` in a random order (none otherwise).
+
+    Drawn after rendering, so the frames of a clip do not depend on this switch.
+    """
+    if question_type not in _SINGLE_OBJECT_FACTS:
+        return []
+    others = [t for t in _SINGLE_OBJECT_FACTS if t != question_type and t in config.question_types]
+    follow_ups = []
+    for qtype in [others[i] for i in rng.permutation(len(others))]:
+        templates = QUESTION_TEMPLATES[qtype]
+        follow_ups.append((qtype, templates[int(rng.integers(len(templates)))], obj[qtype]))
+    return follow_ups
 
 
 def describe(question_type: str, objects: list[dict]) -> str:
@@ -299,16 +330,15 @@ def generate_split(split: str, num: int, config: SyntheticConfig):
 # Writing the benchmark
 
 
-def _llava_record(sample_id: str, video: str, question: str, answer: str, qtype: str) -> dict:
-    return {
-        "id": sample_id,
-        "video": video,
-        "question_type": qtype,
-        "conversations": [
-            {"from": "human", "value": f"<video>\n{question}"},
+def _llava_record(sample_id: str, video: str, turns: list[tuple[str, str]], qtype: str) -> dict:
+    """A LLaVA-style record; ``turns`` are (question, answer) pairs, the video placeholder opens the first question."""
+    conversations = []
+    for k, (question, answer) in enumerate(turns):
+        conversations += [
+            {"from": "human", "value": f"<video>\n{question}" if k == 0 else question},
             {"from": "gpt", "value": answer},
-        ],
-    }
+        ]
+    return {"id": sample_id, "video": video, "question_type": qtype, "conversations": conversations}
 
 
 def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = None, progress: bool = True) -> Path:
@@ -330,9 +360,10 @@ def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = N
             name = f"{split}_{index:05d}"
             write_video(video_dir / f"{name}.mp4", clip.frames, fps=config.fps)
             qid = f"{name}_0"
-            manifest.append(_llava_record(qid, f"{split}/videos/{name}.mp4", clip.question, clip.answer, clip.question_type))
+            turns = [(clip.question, clip.answer)] + [(q, a) for _, q, a in clip.follow_ups]
+            manifest.append(_llava_record(qid, f"{split}/videos/{name}.mp4", turns, clip.question_type))
             captions.append(
-                _llava_record(f"{name}_caption", f"{split}/videos/{name}.mp4", CAPTION_PROMPT, clip.caption, "caption")
+                _llava_record(f"{name}_caption", f"{split}/videos/{name}.mp4", [(CAPTION_PROMPT, clip.caption)], "caption")
             )
             questions.append({"video_name": name, "question_id": qid, "question": clip.question})
             answers.append(
@@ -357,9 +388,11 @@ def build_synthetic_videoqa(root: str | Path, config: SyntheticConfig | None = N
 
 
 def load_split(root: str | Path, split: str, captions: bool = False) -> list[dict]:
-    """Flat records ``{"id", "video" (absolute path), "question", "answer", "question_type"}`` of one split.
+    """Flat records ``{"id", "video" (absolute path), "question", "answer", "question_type", "turns"}`` of one split.
 
-    With ``captions=True`` the caption records (question "Describe the video.", type "caption") are returned instead.
+    ``question`` and ``answer`` are the first (balanced, scored) turn; ``turns`` lists every ``[question, answer]`` pair
+    of the conversation, follow-up questions included. With ``captions=True`` the caption records (question "Describe
+    the video.", type "caption") are returned instead.
     """
     root = Path(root)
     path = root / (f"{split}_captions.json" if captions else f"{split}.json")
@@ -367,14 +400,19 @@ def load_split(root: str | Path, split: str, captions: bool = False) -> list[dic
         raise FileNotFoundError(f"no manifest {path}; run build_synthetic_videoqa({str(root)!r}) first.")
     records = []
     for item in json.loads(path.read_text()):
-        human, gpt = item["conversations"][0]["value"], item["conversations"][1]["value"]
+        messages = item["conversations"]
+        turns = [
+            [human["value"].replace("<video>", "").strip(), gpt["value"]]
+            for human, gpt in zip(messages[0::2], messages[1::2])
+        ]
         records.append(
             {
                 "id": item["id"],
                 "video": str(root / item["video"]),
-                "question": human.replace("<video>", "").strip(),
-                "answer": gpt,
+                "question": turns[0][0],
+                "answer": turns[0][1],
                 "question_type": item["question_type"],
+                "turns": turns,
             }
         )
     return records
