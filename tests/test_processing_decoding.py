@@ -17,6 +17,7 @@ from videopanda.processing.video_decoding_videopanda import (
     _decode_sequentially,
     _PacketIndex,
     decode_video,
+    rgb_converter,
 )
 from videopanda.processing.video_processing_videopanda import VideoPandaVideoProcessor
 
@@ -52,14 +53,15 @@ def assert_seeking_equals_sequential(path, expected_indices=None):
     frames, metadata = decode_video(path, _original)
     if expected_indices is not None:
         assert metadata.frames_indices == expected_indices
-    reference, _ = _decode_sequentially(str(path), set(metadata.frames_indices), lambda rgb: rgb)
+    # The reference converts each frame on its own (PyAV's per-frame conversion), so the shared converter is checked too.
+    reference, _ = _decode_sequentially(str(path), set(metadata.frames_indices), lambda f: f.to_ndarray(format="rgb24"))
     for index, frame in zip(metadata.frames_indices, frames):
         assert np.array_equal(frame, reference[index]), f"frame {index} of {path} differs from a sequential decode"
     # The seeking decoder found every frame by itself (no sequential fallback was needed).
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         index = _PacketIndex(container, stream, str(path))
-        sought = _decode_by_seeking(container, stream, index, sorted(set(metadata.frames_indices)), lambda rgb: rgb)
+        sought = _decode_by_seeking(container, stream, index, sorted(set(metadata.frames_indices)), rgb_converter())
     assert sorted(sought) == sorted(set(metadata.frames_indices))
     for i, frame in sought.items():
         assert np.array_equal(frame, reference[i])

@@ -103,8 +103,8 @@ def default_stages(scale: float = 1.0) -> list[Stage]:
     steps = lambda n: max(1, int(round(n * scale)))  # noqa: E731
     return [
         Stage("stage1-align", "captions", "tower", steps(100), 3e-3, steps(20)),
-        Stage("stage2-pretrain", "captions", "all", steps(650), 1e-3, steps(100), alignment_lr=3e-3),
-        Stage("stage3-instruct", "qa", "all", steps(650), 5e-4, steps(50), alignment_lr=1.5e-3),
+        Stage("stage2-pretrain", "captions", "all", steps(600), 1e-3, steps(100), alignment_lr=3e-3),
+        Stage("stage3-instruct", "qa", "all", steps(600), 5e-4, steps(50), alignment_lr=1.5e-3),
     ]
 
 
