@@ -75,7 +75,7 @@ def rgb_converter() -> Callable:
 
     Why: one reused swscale context converts a small frame in about 0.1 ms, while ``frame.to_ndarray(format="rgb24")``
     or ``frame.reformat(...)`` set one up per frame (0.5-2 ms for an 84x84 frame in PyAV 18); the bytes are the same.
-    One converter per video, as the context is not shared between threads.
+    One converter per video: the context is not safe to share between threads.
     """
     reformatter = VideoReformatter()
     return lambda frame: reformatter.reformat(frame, format="rgb24").to_ndarray()
@@ -99,8 +99,8 @@ def _seek_at_or_before(container, stream, index: _PacketIndex, target_pts: int, 
     return None
 
 
-def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int], transform) -> dict[int, object]:
-    """Frames for the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us.
+def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int], convert) -> dict[int, object]:
+    """``convert(frame)`` of the sorted, unique ``wanted`` indices, seeking to a keyframe whenever one lies ahead of us.
 
     Returns what it found; the caller falls back to a sequential decode when something is missing.
     """
@@ -122,7 +122,7 @@ def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]
                 return found  # timestamps vanished: let the caller fall back
             position = frame.pts
             if frame.pts in by_pts and by_pts[frame.pts] not in found:
-                found[by_pts[frame.pts]] = transform(frame)
+                found[by_pts[frame.pts]] = convert(frame)
             if frame.pts >= target_pts:
                 break
         if target not in found:
@@ -130,8 +130,9 @@ def _decode_by_seeking(container, stream, index: _PacketIndex, wanted: list[int]
     return found
 
 
-def _decode_sequentially(source: str, wanted: set[int], transform) -> tuple[dict[int, object], int]:
-    """One pass over every frame from the start; returns the wanted frames and the number of frames decoded."""
+def _decode_sequentially(source: str, wanted: set[int], convert) -> tuple[dict[int, object], int]:
+    """One pass over every frame from the start; returns ``convert(frame)`` of the wanted frames and the number of
+    frames decoded."""
     found: dict[int, np.ndarray] = {}
     count = 0
     with av.open(source) as container:
@@ -139,7 +140,7 @@ def _decode_sequentially(source: str, wanted: set[int], transform) -> tuple[dict
         stream.thread_type = "AUTO"
         for count, frame in enumerate(container.decode(stream), start=1):
             if count - 1 in wanted:
-                found[count - 1] = transform(frame)
+                found[count - 1] = convert(frame)
     return found, count
 
 
@@ -159,7 +160,7 @@ def decode_video(
         raise ImportError("Decoding video files needs PyAV: `pip install av`.")
     source = os.fspath(source)
     to_rgb = rgb_converter()
-    transform = (lambda frame: frame_transform(to_rgb(frame))) if frame_transform else to_rgb
+    convert = (lambda frame: frame_transform(to_rgb(frame))) if frame_transform else to_rgb
     if not _is_url(source):
         path = Path(source)
         if not path.is_file():
@@ -188,7 +189,7 @@ def decode_video(
         found: dict[int, np.ndarray] = {}
         if index.has_timestamps:
             try:
-                found = _decode_by_seeking(container, stream, index, wanted, transform)
+                found = _decode_by_seeking(container, stream, index, wanted, convert)
             except av.error.FFmpegError as error:
                 if "seek" not in str(error).lower():
                     raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
@@ -196,7 +197,7 @@ def decode_video(
                 found = {}
     if len(found) < len(wanted):
         try:
-            found, decoded = _decode_sequentially(source, set(wanted), transform)
+            found, decoded = _decode_sequentially(source, set(wanted), convert)
         except av.error.FFmpegError as error:
             raise VideoDecodeError(f"{source}: cannot decode the {codec!r} video stream ({error}).") from None
         if decoded == 0:
@@ -209,7 +210,7 @@ def decode_video(
             )
             metadata = _metadata(size, decoded, fps)
             indices = _choose(sample_indices_fn, metadata)
-            found, _ = _decode_sequentially(source, set(indices), transform)
+            found, _ = _decode_sequentially(source, set(indices), convert)
     metadata.frames_indices = list(indices)
     return [found[i] for i in indices], metadata
 

@@ -53,7 +53,7 @@ def assert_seeking_equals_sequential(path, expected_indices=None):
     frames, metadata = decode_video(path, _original)
     if expected_indices is not None:
         assert metadata.frames_indices == expected_indices
-    # The reference converts each frame on its own (PyAV's per-frame conversion), so the shared converter is checked too.
+    # The reference converts each frame on its own (PyAV's per-frame path): this checks the shared converter too.
     reference, _ = _decode_sequentially(str(path), set(metadata.frames_indices), lambda f: f.to_ndarray(format="rgb24"))
     for index, frame in zip(metadata.frames_indices, frames):
         assert np.array_equal(frame, reference[index]), f"frame {index} of {path} differs from a sequential decode"
