@@ -46,6 +46,10 @@ class VideoPandaConfig(PreTrainedConfig):
         num_frames: frames sampled per video (8).
         image_size: side of the square, padded model input (448).
         video_token_id: id of the placeholder token that marks where visual tokens go.
+        vision_initializer_range: std of the STAB and projector Linear/Conv weights in a fresh model. None (default):
+            ``1 / sqrt(fan_in)`` per layer, so every layer starts near unit gain; the LLM's fixed
+            ``initializer_range`` (0.02) shrinks a narrow STAB's signals several-fold per layer and leaves the LSD and
+            FSRA attentions nearly uniform for hundreds of steps (docs/experiments.md). Loaded weights are not touched.
     """
 
     model_type = "videopanda"
@@ -71,6 +75,7 @@ class VideoPandaConfig(PreTrainedConfig):
     image_size: int = 448
     video_token_id: int = 32000
     initializer_range: float = 0.02
+    vision_initializer_range: float | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):

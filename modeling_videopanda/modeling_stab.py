@@ -72,7 +72,9 @@ class VideoPandaVisionTower(nn.Module):
     Initialisation: every stage calls its ``init_like_original()`` in ``__init__`` (the original's zero inits: LSTE
     ``expand`` and ``position_conv.bias``; GSTRA ``query``, ``out_proj``, ``fc2``; fusion ``balance``; class/row
     tokens ~ N(0, d**-0.5)). A `PreTrainedModel._init_weights` that re-initialises Linear/Conv/LayerNorm generically
-    must call ``module.init_like_original()`` for modules that have it, after its generic handling.
+    must call ``module.init_like_original()`` for modules that have it, after its generic handling. Every Linear/Conv
+    layer gets an ``init_std`` attribute for that generic handling: ``config.vision_initializer_range``, or
+    ``1 / sqrt(fan_in)`` when it is None.
     """
 
     def __init__(self, config):
@@ -98,6 +100,10 @@ class VideoPandaVisionTower(nn.Module):
         self.projector = VideoPandaProjector(
             hidden, config.text_config.hidden_size, config.projector_type, config.projector_hidden_act
         )
+        std = config.vision_initializer_range
+        for layer in self.modules():  # read by `VideoPandaPreTrainedModel._init_weights`
+            if isinstance(layer, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+                layer.init_std = std if std is not None else layer.weight[0].numel() ** -0.5
         self.init_like_original()
 
     @torch.no_grad()

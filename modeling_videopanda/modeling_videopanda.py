@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
 from transformers.modeling_utils import slice_logits_to_keep
@@ -134,12 +135,20 @@ class VideoPandaPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         """Generic init for Linear/Conv/Norm/Embedding, then the STAB's own choices for its raw parameters.
 
+        STAB and projector Linear/Conv layers carry their own weight std (`init_std`, see
+        `VideoPandaConfig.vision_initializer_range`); every other layer gets the generic N(0, initializer_range).
         Every STAB stage has an `init_like_original()` (the original's zero inits of LSTE `expand`, GSTRA `query` /
         `out_proj` / `fc2`, fusion `balance`; N(0, d**-0.5) class and `<row>` vectors). Modules are visited children
         first and the stage's choice is applied after the generic one, so it wins. `transformers.initialization`
         skips tensors loaded from a checkpoint.
         """
-        super()._init_weights(module)
+        init_std = getattr(module, "init_std", None)
+        if init_std is None:
+            super()._init_weights(module)
+        else:
+            init.normal_(module.weight, std=init_std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
         init_like_original = getattr(module, "init_like_original", None)
         if callable(init_like_original):
             init_like_original()

@@ -216,3 +216,32 @@ def test_a_fresh_model_initialises_the_stab_like_the_original():
     for vector in (tower.row_embedding, tower.frame_aggregation.query):
         assert abs(vector.std().item() - 256**-0.5) < 0.3 * 256**-0.5
     assert tower.patch_embedding.weight.std() > 0 and tower.temporal_encoding.reduce.weight.std() > 0
+
+
+@pytest.mark.parametrize("vision_initializer_range", [None, 0.02])
+def test_stab_layers_start_at_unit_gain_unless_a_fixed_std_is_configured(vision_initializer_range):
+    """STAB/projector Linear and Conv weights ~ N(0, 1/fan_in) by default (or the configured std); the LLM keeps
+    the generic N(0, initializer_range)."""
+    from videopanda.modeling.modeling_videopanda import VideoPandaForConditionalGeneration
+    from videopanda.testing import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config(vision_hidden_size=256, vision_initializer_range=vision_initializer_range)
+    model = VideoPandaForConditionalGeneration(config)
+    tower = model.model.video_tower
+    for layer in (
+        tower.patch_embedding,
+        tower.temporal_encoding.reduce,
+        tower.spatial_downsample.query_proj,
+        tower.frame_aggregation.key_proj,
+        tower.class_fusion.linear,
+        tower.projector.linear_1,
+    ):
+        expected = vision_initializer_range or layer.weight[0].numel() ** -0.5
+        assert abs(layer.weight.std().item() - expected) < 0.1 * expected, layer
+        assert layer.bias is None or not layer.bias.any()
+    assert not tower.temporal_encoding.expand.weight.any()  # the original's own inits still win
+    fc1 = tower.temporal_aggregation.fc1.weight  # Xavier-uniform: std sqrt(2 / (fan_in + fan_out))
+    assert abs(fc1.std().item() - (2 / sum(fc1.shape)) ** 0.5) < 0.1 * (2 / sum(fc1.shape)) ** 0.5
+    llm_weight = model.model.language_model.layers[0].self_attn.q_proj.weight
+    assert abs(llm_weight.std().item() - config.initializer_range) < 0.1 * config.initializer_range

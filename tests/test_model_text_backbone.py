@@ -53,7 +53,8 @@ def test_from_pretrained_with_key_mapping_loads_the_llm_and_initialises_the_towe
         assert torch.equal(ours[target], value), key
     tower = model.model.video_tower  # the original's zero inits survive the generic _init_weights
     assert not tower.temporal_encoding.expand.weight.any() and not tower.class_fusion.balance.any()
-    assert tower.patch_embedding.weight.std() > 0
+    key_proj = tower.spatial_downsample.key_proj.weight  # the tower's own std, 1/sqrt(fan_in)
+    assert abs(key_proj.std().item() - key_proj.shape[1] ** -0.5) < 0.2 * key_proj.shape[1] ** -0.5
 
 
 def test_from_text_model_rejects_a_mismatching_config():
