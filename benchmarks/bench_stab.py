@@ -11,7 +11,8 @@ For each: median latency over --repeats interleaved rounds after a warm-up round
 once, so a shared machine's load drifts affect all entries alike), MACs counted with torch.utils.flop_counter
 (one MAC = 2 FLOPs; compare with the paper's 105.5 G), achieved GFLOP/s against a measured fp32 matmul peak (the best
 round of 10 back-to-back 2048x2048 products, about as long as one STAB forward: a single 0.1 s product is too short to
-time reliably on a shared VM, and the best round makes the share of peak a conservative figure), and the peak memory of one forward. On CPU the peak is the resident-set growth of a fresh process during its first
+time reliably on a shared VM, and the best round makes the share of peak a conservative figure), and the peak memory
+of one forward. On CPU the peak memory is the resident-set growth of a fresh process during its first
 forward (kernel VmHWM, weights and inputs excluded, allocator and BLAS workspaces included); on CUDA it is
 torch.cuda.max_memory_allocated minus the memory held before the forward, in bf16 timed with CUDA events.
 
