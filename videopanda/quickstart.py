@@ -501,8 +501,8 @@ def write_model_card(folder: Path, results: dict, settings: QuickstartSettings) 
         f"{settings.text_hidden_size}, with a word-level tokenizer trained on the benchmark's language), seed "
         f"{settings.seed}, batch {settings.batch_size}, {settings.num_train} training clips at "
         f"{settings.image_size}x{settings.image_size} ({settings.patch_size} px patches, LSD window "
-        f"{settings.downsample_window}x{settings.downsample_window}), {settings.num_frames} frames. The paper's three stages, "
-        f"scaled down: {stages}. No distillation teacher.",
+        f"{settings.downsample_window}x{settings.downsample_window}), {settings.num_frames} frames. The paper's three "
+        f"stages, scaled down: {stages}. No distillation teacher.",
         limitations="Only knows the synthetic world it was trained on: four colours, three shapes, four directions, "
         "up to four objects, dark backgrounds. Answers about real videos are meaningless.",
         tags=["synthetic", "quickstart"],
